@@ -1,0 +1,101 @@
+// The case event (contract ★ event v1) as a typed value, and the delivery the
+// planner makes of it. Pure data: no I/O, safe to copy between threads.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "gateway/core/result.h"
+
+namespace songda {
+
+struct Consent {
+  std::string basis;  // provided | confirmed | obtained | none
+  std::vector<std::string> scope;
+  std::string ref;
+  std::string recorded_at;
+};
+
+struct Contacts {
+  std::string mobile;
+  std::string wechat_openid;
+  std::string email;
+  std::string app_user;
+};
+
+struct Recipient {
+  std::string id;
+  std::string role;  // party | lawyer | agent | other
+  std::string name;
+  Contacts contacts;
+  Consent consent;
+};
+
+struct Document {
+  std::string id;
+  std::string title;
+  std::string sha256;
+  std::string url;
+  int pages = 0;
+};
+
+struct CaseEvent {
+  std::string event_id;
+  std::string type;
+  std::string occurred_at;
+  std::string court_id;
+  std::string court_name;
+  std::string case_number;
+  std::string case_title;
+  std::optional<Document> document;
+  std::vector<Recipient> recipients;
+  std::map<std::string, std::string> params;  // scalar params as text
+  bool urgent = false;
+  std::string digest;  // sha256 hex of the canonical form of the whole event (conflict detection)
+  nlohmann::json raw;  // the event as received, unknown fields kept
+};
+
+// Builds a CaseEvent from JSON that already passed the schema. Never throws.
+Result<CaseEvent> event_from_json(const nlohmann::json& j);
+
+// Channels Songda delivers on. Names are stable: they appear in ids, keys, config and the API.
+inline constexpr const char* kChannelInApp = "inapp";
+inline constexpr const char* kChannelSms = "sms";
+inline constexpr const char* kChannelWechat = "wechat";
+inline constexpr const char* kChannelEmail = "email";
+bool is_known_channel(const std::string& name);
+
+// One message to one recipient on one channel.
+struct Delivery {
+  std::string id;  // deterministic: delivery_id(event_id, recipient.id, channel)
+  std::string event_id;
+  std::string event_type;
+  std::string court_id;
+  std::string court_name;
+  std::string case_number;
+  std::string recipient_id;
+  std::string recipient_role;
+  std::string recipient_name;
+  std::string channel;
+  std::string address;  // app_user, mobile, openid or email: raw, needed to send and to prove
+  std::string consent_basis;
+  std::string template_name;
+  std::string title;  // rendered
+  std::string text;   // rendered
+  std::optional<Document> document;
+  bool urgent = false;
+  std::map<std::string, std::string> params;  // the template params used (provider templates need them)
+};
+
+nlohmann::json to_json(const Delivery& d);
+Result<Delivery> delivery_from_json(const nlohmann::json& j);
+
+// "sd-" + 32 hex chars of SHA-256(event_id \x1f recipient_id \x1f channel).
+std::string delivery_id(const std::string& event_id, const std::string& recipient_id, const std::string& channel);
+
+}  // namespace songda

@@ -1,0 +1,24 @@
+// Text helpers used on the message path: UTF-8 validation, masking of personal
+// data for logs (PIPL), time formatting. Pure and thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace songda {
+
+bool is_valid_utf8(std::string_view s);
+std::size_t utf8_length(std::string_view s);  // code points; assumes valid UTF-8
+
+// "+8613800000000" -> "+86138****0000"; "zhang.san@court.cn" -> "z***@court.cn"; openid -> "oAbc***".
+std::string mask_phone(std::string_view phone);
+std::string mask_email(std::string_view email);
+std::string mask_address(std::string_view channel, std::string_view address);
+
+// Milliseconds since the Unix epoch <-> RFC 3339 UTC with milliseconds ("2026-11-28T01:00:00.123Z").
+std::string rfc3339_utc(std::int64_t unix_ms);
+std::int64_t now_unix_ms();
+
+}  // namespace songda
