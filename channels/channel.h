@@ -1,0 +1,46 @@
+// The one interface every delivery channel implements (in-app, SMS, WeChat,
+// email). A channel turns deliveries into provider requests and answers with
+// one outcome per delivery. It never decides about retries, fallback or
+// evidence: dispatch does, from the outcome's kind.
+//
+// Contract: send() passes each Delivery::id to the provider as the provider's
+// own idempotency key (Aliyun OutId, Tencent SessionContext, WeChat
+// client_msg_id, email Message-ID), so a resumed send after a crash is
+// recognised by the provider. send() must not throw; library and HTTP errors
+// become outcomes. Implementations are thread-safe unless their header says so.
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gateway/core/event.h"
+
+namespace songda {
+
+struct SendOutcome {
+  enum class Kind {
+    kAccepted,   // the provider took it; a receipt will follow (SMS, WeChat)
+    kDelivered,  // it reached the recipient's system now (in-app inbox write, SMTP 250 at the recipient's MX)
+    kRetryable,  // try again later (timeouts, 5xx, rate limits, provider-documented transient codes)
+    kPermanent,  // give up (bad number, user blocked, unknown provider codes)
+  };
+  Kind kind = Kind::kPermanent;
+  std::string provider;             // "inapp", "aliyun", "tencent", "wechat-oa", "wechat-mp", "smtp"
+  std::string provider_message_id;  // BizId, SerialNo, msgid, Message-ID
+  std::string code;                 // provider's code, verbatim
+  std::string message;              // provider's message, verbatim
+  std::string raw;                  // the raw answer, hashed into evidence
+  int segments = 0;                 // SMS billed segments (0 elsewhere)
+};
+
+class Channel {
+ public:
+  virtual ~Channel() = default;
+  [[nodiscard]] virtual std::string_view name() const = 0;  // "inapp", "sms", "wechat", "email"
+  // One outcome per delivery, in the same order. Batching is the channel's business.
+  virtual std::vector<SendOutcome> send(std::span<const Delivery> batch) = 0;
+};
+
+}  // namespace songda
