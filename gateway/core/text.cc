@@ -49,7 +49,7 @@ std::size_t utf8_length(std::string_view s) {
 }
 
 std::string mask_phone(std::string_view phone) {
-  if (phone.size() < 7) return std::string(phone.size(), '*');
+  if (phone.size() < 8) return std::string(phone.size(), '*');  // below 8 the head/tail split would underflow
   std::string out(phone);
   const std::size_t keep_tail = 4;
   const std::size_t keep_head = phone.size() - keep_tail - 4;
@@ -86,4 +86,17 @@ std::int64_t now_unix_ms() {
       .count();
 }
 
+}  // namespace songda
+
+#include <cstdlib>
+#include <filesystem>
+
+namespace songda {
+std::string resource_path(const std::string& relative) {
+  if (const char* home = std::getenv("SONGDA_HOME"); home != nullptr && *home != '\0') {
+    return std::string(home) + "/" + relative;
+  }
+  if (std::filesystem::exists(relative)) return relative;
+  return std::string(SONGDA_SOURCE_DIR) + "/" + relative;
+}
 }  // namespace songda

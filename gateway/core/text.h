@@ -22,3 +22,9 @@ std::string rfc3339_utc(std::int64_t unix_ms);
 std::int64_t now_unix_ms();
 
 }  // namespace songda
+
+namespace songda {
+// Where shipped files (schemas/, config/) are found: $SONGDA_HOME, else the working
+// directory if it has them, else the source tree the binary was built from.
+std::string resource_path(const std::string& relative);
+}  // namespace songda

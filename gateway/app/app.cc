@@ -1,0 +1,130 @@
+#include "gateway/app/app.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "channels/inapp/inapp_channel.h"
+#include "gateway/app/metrics.h"
+#include "gateway/core/crypto.h"
+#include "gateway/core/link.h"
+#include "gateway/core/text.h"
+
+namespace songda {
+namespace {
+constexpr std::int64_t kLinkLifetimeS = 90LL * 24 * 3600;  // a served party may open the document for 90 days
+}
+
+App::App(Config config, AppOptions options) : config_(std::move(config)), options_(std::move(options)) {
+  if (options_.schema_path.empty()) options_.schema_path = EventValidator::default_schema_path();
+  if (options_.link_secret.empty()) {
+    const char* s = std::getenv("SONGDA_LINK_SECRET");
+    if (s != nullptr && std::string(s).size() >= 16) {
+      options_.link_secret = s;
+    } else {
+      spdlog::warn("SONGDA_LINK_SECRET is not set (or shorter than 16 characters): party links are signed with a "
+                   "random key and stop working when this process restarts");
+      options_.link_secret = random_bytes(32);
+    }
+  }
+  auto ep = parse_redis_url(config_.redis.url);
+  if (!ep.ok()) throw StartupError(ep.error().message);
+  redis_ = std::make_unique<RedisPool>(ep.value(), config_.redis.pool_size, config_.redis.timeout_ms);
+  store_ = std::make_unique<DeliveryStore>(*redis_);
+  validator_ = std::make_unique<EventValidator>(options_.schema_path, config_.kafka.max_event_bytes);
+  producer_ = std::make_unique<KafkaProducer>(config_.kafka);
+  dlq_ = std::make_unique<KafkaDeadLetters>(*producer_);
+
+  PlanOptions plan_options;
+  plan_options.link_for = [this](const std::string& id) { return link_for(id); };
+  ingest_ = std::make_unique<IngestPipeline>(config_, *validator_, *store_, *dlq_, plan_options, ingest_counters_);
+
+  channels_.push_back(std::make_unique<InAppChannel>(*store_));
+  dispatcher_ = std::make_unique<Dispatcher>(*store_, config_.dispatch, RetryPolicy{}, dispatch_counters_);
+
+  HealthProbes probes;
+  probes.redis = [this] {
+    auto r = redis_->command({"PING"});
+    return r.ok() && r->str == "PONG";
+  };
+  probes.kafka = [this] { return producer_->reachable(1000); };
+  http_ = std::make_unique<ApiServer>(config_.http, *store_, ApiKeys::from_environment(std::getenv), probes,
+                                      [this] { return metrics_text(); });
+}
+
+App::~App() { stop(); }
+
+bool App::has_channel(const std::string& name) const {
+  return std::any_of(channels_.begin(), channels_.end(), [&](const auto& c) { return c->name() == name; });
+}
+
+std::string App::link_for(const std::string& delivery_id) const {
+  std::string base = config_.http.public_base_url;
+  if (base.empty()) base = "http://" + config_.http.listen;
+  return base + "/r/" + sign_link_token(options_.link_secret, delivery_id, now_unix_ms() / 1000 + kLinkLifetimeS);
+}
+
+std::string App::metrics_text() {
+  auto counter = [](std::string name, std::string help, const std::atomic<std::uint64_t>& v) {
+    return MetricSource{std::move(name), std::move(help), true, [&v] { return static_cast<double>(v.load()); }};
+  };
+  std::vector<MetricSource> sources = {
+      counter("songda_ingest_messages_total", "Kafka messages handled", ingest_counters_.messages),
+      counter("songda_ingest_events_accepted_total", "New events recorded", ingest_counters_.accepted),
+      counter("songda_ingest_events_duplicate_total", "Redelivered events recognised as duplicates",
+              ingest_counters_.duplicates),
+      counter("songda_ingest_events_rejected_total", "Messages sent to the DLQ", ingest_counters_.rejected),
+      counter("songda_ingest_batches_total", "Ingest batches (one Redis round trip each)", ingest_counters_.batches),
+      counter("songda_deliveries_planned_total", "Deliveries recorded", ingest_counters_.deliveries),
+      counter("songda_dispatch_sent_total", "Deliveries accepted by a provider", dispatch_counters_.sent),
+      counter("songda_dispatch_delivered_total", "Deliveries that reached the recipient's system",
+              dispatch_counters_.delivered),
+      counter("songda_dispatch_retries_total", "Attempts scheduled again", dispatch_counters_.retried),
+      counter("songda_dispatch_failed_total", "Deliveries that failed for good", dispatch_counters_.failed),
+      MetricSource{"songda_redis_round_trips_total", "Redis round trips made by this process", true,
+                   [] { return static_cast<double>(redis_round_trips()); }},
+  };
+  for (const auto& ch : channels_) {
+    const std::string name(ch->name());
+    sources.push_back(MetricSource{"songda_queue_" + name + "_length", "Deliveries waiting in the " + name + " queue",
+                                   false, [this, name] {
+                                     auto n = store_->queue_length(name);
+                                     return n.ok() ? static_cast<double>(n.value()) : -1.0;
+                                   }});
+  }
+  return render_metrics(sources);
+}
+
+void App::start() {
+  if (started_) return;
+  started_ = true;
+  http_->start();
+  for (auto& ch : channels_) {
+    Channel* c = ch.get();
+    threads_.emplace_back([this, c] { dispatcher_->run(*c, stop_); });
+  }
+  if (options_.consume) {
+    consumer_ = std::make_unique<KafkaConsumer>(config_.kafka);
+    threads_.emplace_back([this] { run_ingest_loop(*consumer_, *ingest_, config_.kafka, stop_); });
+  }
+  const auto ep = parse_redis_url(config_.redis.url);
+  spdlog::info("songda: consuming {} from {}; redis {}:{}; http {}:{}", config_.kafka.topic, config_.kafka.brokers,
+               ep.ok() ? ep->host : "?", ep.ok() ? ep->port : 0, http_->host(), http_->port());
+}
+
+void App::stop() {
+  if (!started_ || stopped_) return;
+  stopped_ = true;
+  stop_.store(true);
+  for (auto& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+  consumer_.reset();
+  http_->stop();
+  spdlog::info("songda: stopped; {} messages, {} events accepted, {} duplicates, {} refused",
+               ingest_counters_.messages.load(), ingest_counters_.accepted.load(), ingest_counters_.duplicates.load(),
+               ingest_counters_.rejected.load());
+}
+
+}  // namespace songda

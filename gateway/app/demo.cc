@@ -1,0 +1,256 @@
+#include "gateway/app/demo.h"
+
+#include <httplib.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "gateway/app/app.h"
+#include "gateway/core/crypto.h"
+#include "gateway/core/text.h"
+
+namespace songda {
+namespace {
+
+// The in-process mock cluster and the handle that owns it.
+class MockKafka {
+ public:
+  MockKafka() {
+    char err[256];
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
+    rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    if (rk_ == nullptr) throw StartupError(std::string("mock Kafka: ") + err);
+    cluster_ = rd_kafka_mock_cluster_new(rk_, 1);
+    if (cluster_ == nullptr) throw StartupError("mock Kafka: cannot create the cluster");
+  }
+  ~MockKafka() {
+    rd_kafka_mock_cluster_destroy(cluster_);
+    rd_kafka_destroy(rk_);
+  }
+  MockKafka(const MockKafka&) = delete;
+  MockKafka& operator=(const MockKafka&) = delete;
+  void create_topic(const std::string& name, int partitions) {
+    rd_kafka_mock_topic_create(cluster_, name.c_str(), partitions, 1);
+  }
+  [[nodiscard]] std::string bootstraps() const { return rd_kafka_mock_cluster_bootstraps(cluster_); }
+
+ private:
+  rd_kafka_t* rk_ = nullptr;
+  rd_kafka_mock_cluster_t* cluster_ = nullptr;
+};
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::atomic<bool> g_interrupted{false};
+void on_signal(int /*sig*/) { g_interrupted.store(true); }
+
+std::string pad(const std::string& s, std::size_t width) {
+  const std::size_t len = utf8_length(s);
+  // CJK characters take two columns in a terminal.
+  std::size_t cols = 0;
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const std::size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : 4;
+    cols += n >= 3 ? 2 : 1;
+    i += n;
+  }
+  (void)len;
+  return s + std::string(cols < width ? width - cols : 1, ' ');
+}
+
+}  // namespace
+
+int run_demo(const DemoOptions& opts) {
+  const std::string config_path = opts.config_path.empty() ? resource_path("config/gateway.yaml") : opts.config_path;
+  const std::string examples_dir = opts.examples_dir.empty() ? resource_path("schemas/examples") : opts.examples_dir;
+
+  auto loaded = load_config_file(config_path);
+  if (!loaded.config) {
+    for (const auto& i : loaded.issues) std::cerr << i.to_string() << "\n";
+    return 2;
+  }
+  Config config = *loaded.config;
+  apply_env_overrides(config, std::getenv);
+  MockKafka kafka;
+  kafka.create_topic(config.kafka.topic, 4);
+  kafka.create_topic(config.kafka.dlq_topic, 1);
+  kafka.create_topic(config.kafka.checkpoint_topic, 1);
+  config.kafka.brokers = kafka.bootstraps();
+  config.kafka.group_id = "songda-demo";
+  if (std::getenv("SONGDA_HTTP_LISTEN") == nullptr && !opts.serve) config.http.listen = "127.0.0.1:0";
+
+  std::string admin = std::getenv("SONGDA_ADMIN_TOKEN") != nullptr ? std::getenv("SONGDA_ADMIN_TOKEN") : "";
+  if (admin.empty()) {
+    admin = "demo-" + to_hex(random_bytes(12));
+    setenv("SONGDA_ADMIN_TOKEN", admin.c_str(), 1);
+  }
+
+  App app(config, AppOptions{});
+  app.start();
+
+  // What the case systems publish: the examples, one redelivery, one malformed, one conflicting reuse.
+  std::vector<OutgoingMessage> messages;
+  std::set<std::string> cases;
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::directory_iterator(examples_dir)) {
+    if (entry.path().extension() == ".json") files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  nlohmann::json first;
+  for (const auto& f : files) {
+    const std::string body = read_file(f);
+    auto j = nlohmann::json::parse(body, nullptr, false);
+    if (j.is_discarded()) continue;
+    if (first.is_null()) first = j;
+    cases.insert(j["case"]["number"].get<std::string>());
+    messages.push_back({config.kafka.topic, j["case"]["number"].get<std::string>(), body, {{"source", "demo"}}});
+  }
+  if (messages.empty()) {
+    std::cerr << "no examples in " << examples_dir << "\n";
+    return 2;
+  }
+  messages.push_back(messages.front());  // a redelivery: must not create deliveries twice
+  messages.push_back({config.kafka.topic, "broken", "{\"schema\": \"songda.case-event/v1\", \"event_id\": ", {}});
+  nlohmann::json conflicting = first;
+  conflicting["case"]["title"] = "（被篡改的标题）";
+  messages.push_back({config.kafka.topic, first["case"]["number"].get<std::string>(), conflicting.dump(), {}});
+  const std::size_t expected_dlq = 2;
+
+  KafkaProducer producer(config.kafka);
+  // Publish the conflicting one after the original is recorded, so "first version wins" is what the demo shows.
+  std::vector<OutgoingMessage> head(messages.begin(), messages.end() - 1);
+  if (auto s = producer.produce_all(head); !s.ok()) {
+    std::cerr << "cannot publish: " << s.error().message << "\n";
+    return 1;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(opts.timeout_s);
+  while (app.ingest_counters().accepted.load() < files.size() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (auto s = producer.produce_all({messages.back()}); !s.ok()) return 1;
+
+  // Wait until every message is handled and every delivery reached the recipient's system.
+  auto all_views = [&]() {
+    std::vector<DeliveryView> out;
+    for (const auto& c : cases) {
+      auto courts = app.store().courts_of_case(c);
+      if (!courts.ok()) continue;
+      for (const auto& court : courts.value()) {
+        auto list = app.store().case_deliveries(court, c);
+        if (list.ok()) out.insert(out.end(), list->begin(), list->end());
+      }
+    }
+    return out;
+  };
+  bool settled = false;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (app.ingest_counters().messages.load() >= messages.size()) {
+      auto views = all_views();
+      settled = !views.empty() && std::all_of(views.begin(), views.end(), [&](const DeliveryView& v) {
+        return !app.has_channel(v.delivery.channel) || v.status == "DELIVERED" || v.status == "READ" ||
+               v.status == "FAILED";
+      });
+      if (settled) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+
+  // A party opens an in-app message: through the HTTP API, as the app would.
+  std::string opened;
+  {
+    auto views = all_views();
+    for (const auto& v : views) {
+      if (v.delivery.channel == kChannelInApp && v.status == "DELIVERED") {
+        httplib::Client cli(app.http().host(), app.http().port());
+        auto res = cli.Post("/v1/inbox/" + v.delivery.address + "/messages/" + v.delivery.id + "/read",
+                            httplib::Headers{{"Authorization", "Bearer " + admin}}, "", "application/json");
+        if (res && res->status == 200) opened = v.delivery.id;
+        break;
+      }
+    }
+  }
+
+  // The DLQ, as an operator would read it.
+  KafkaConfig dlq_reader = config.kafka;
+  dlq_reader.topic = config.kafka.dlq_topic;
+  dlq_reader.group_id = "songda-demo-dlq-reader";
+  std::vector<KafkaMessage> dlq;
+  {
+    KafkaConsumer reader(dlq_reader);
+    const auto dlq_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    while (dlq.size() < expected_dlq && std::chrono::steady_clock::now() < dlq_deadline) {
+      auto batch = reader.poll_batch(10, 200);
+      dlq.insert(dlq.end(), batch.begin(), batch.end());
+    }
+    reader.close();
+  }
+
+  const auto views = all_views();
+  std::cout << "\nSongda demo — " << files.size() << " case events published to " << config.kafka.topic
+            << " (mock Kafka " << config.kafka.brokers << "), plus 1 redelivery, 1 malformed, 1 conflicting\n\n";
+  std::cout << pad("DELIVERY", 38) << pad("CASE", 24) << pad("RECIPIENT", 16) << pad("CHANNEL", 8)
+            << pad("ADDRESS", 18) << pad("STATUS", 11) << "TIMELINE\n";
+  for (const auto& v : views) {
+    std::string timeline;
+    for (const auto& h : v.history) {
+      if (!timeline.empty()) timeline += " → ";
+      timeline += h.status + " " + rfc3339_utc(h.at_ms).substr(11, 12);
+    }
+    std::cout << pad(v.delivery.id, 38) << pad(v.delivery.case_number, 24)
+              << pad(v.delivery.recipient_name + "/" + v.delivery.recipient_role, 16) << pad(v.delivery.channel, 8)
+              << pad(mask_address(v.delivery.channel, v.delivery.address), 18) << pad(v.status, 11) << timeline << "\n";
+  }
+  std::cout << "\nDead-letter queue " << config.kafka.dlq_topic << ":\n";
+  for (const auto& m : dlq) {
+    std::string code;
+    std::string why;
+    std::string off;
+    for (const auto& [k, val] : m.headers) {
+      if (k == "songda.error.code") code = val;
+      if (k == "songda.error.message") why = val;
+      if (k == "songda.source.offset") off = val;
+    }
+    std::cout << "  offset " << off << "  " << pad(code, 14) << why << "\n";
+  }
+  const auto& c = app.ingest_counters();
+  std::cout << "\nIngest: " << c.messages.load() << " messages, " << c.accepted.load() << " events accepted, "
+            << c.duplicates.load() << " duplicate(s) ignored, " << c.rejected.load() << " refused to the DLQ; "
+            << views.size() << " deliveries\n";
+  if (!opened.empty()) std::cout << "Opened in-app message " << opened << " via POST /v1/inbox/…/read → READ\n";
+
+  const bool ok = settled && dlq.size() == expected_dlq && c.duplicates.load() == 1 && !opened.empty();
+  if (opts.serve) {
+    const std::string base = "http://" + app.http().host() + ":" + std::to_string(app.http().port());
+    std::cout << "\nServing. Try:\n  curl -H 'Authorization: Bearer " << admin << "' " << base << "/v1/deliveries/"
+              << (views.empty() ? std::string("ID") : views.front().delivery.id) << "\n  curl " << base
+              << "/readyz\n  curl " << base << "/metrics\nCtrl-C to stop.\n"
+              << std::flush;
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    while (!g_interrupted.load()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  app.stop();
+  if (!ok) {
+    std::cerr << "demo: not everything happened as expected (settled=" << settled << ", dlq=" << dlq.size()
+              << ", duplicates=" << c.duplicates.load() << ", opened=" << !opened.empty() << ")\n";
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace songda

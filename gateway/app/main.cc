@@ -1,0 +1,136 @@
+// songda: one binary, subcommands. Thin: parses arguments and calls the modules.
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "gateway/app/app.h"
+#include "gateway/app/demo.h"
+#include "gateway/app/logging.h"
+#include "gateway/config/config.h"
+#include "gateway/core/text.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(songda — court e-service gateway
+
+usage:
+  songda run [--config FILE]          consume case events, deliver, serve the HTTP API
+  songda demo [--serve] [--config FILE]
+                                      the whole pipeline on an in-process Kafka and the Redis
+                                      named by SONGDA_REDIS_URL; prints what happened
+  songda config check FILE            report every problem in a config file (file:line:column)
+  songda version
+
+environment: SONGDA_KAFKA_BROKERS, SONGDA_REDIS_URL, SONGDA_REDIS_PASSWORD, SONGDA_HTTP_LISTEN,
+             SONGDA_API_KEYS_FILE, SONGDA_API_KEYS, SONGDA_ADMIN_TOKEN, SONGDA_LINK_SECRET, SONGDA_LOG_LEVEL
+)";
+
+std::string option(std::vector<std::string>& args, const std::string& name, const std::string& fallback) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == name && i + 1 < args.size()) {
+      std::string v = args[i + 1];
+      args.erase(args.begin() + static_cast<long>(i), args.begin() + static_cast<long>(i) + 2);
+      return v;
+    }
+  }
+  return fallback;
+}
+
+bool flag(std::vector<std::string>& args, const std::string& name) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == name) {
+      args.erase(args.begin() + static_cast<long>(i));
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string log_level() {
+  const char* l = std::getenv("SONGDA_LOG_LEVEL");
+  return l != nullptr ? l : "info";
+}
+
+int config_check(const std::string& path) {
+  auto loaded = songda::load_config_file(path);
+  for (const auto& issue : loaded.issues) std::cerr << issue.to_string() << "\n";
+  if (!loaded.config) {
+    std::cerr << loaded.issues.size() << " problem(s) in " << path << "\n";
+    return 1;
+  }
+  std::cout << path << ": OK (" << loaded.config->routes.size() << " routes, " << loaded.config->templates.size()
+            << " templates)\n";
+  return 0;
+}
+
+int run(const std::string& path) {
+  auto loaded = songda::load_config_file(path);
+  if (!loaded.config) {
+    for (const auto& issue : loaded.issues) spdlog::error("{}", issue.to_string());
+    return 2;
+  }
+  songda::Config config = *loaded.config;
+  songda::apply_env_overrides(config, std::getenv);
+
+  // Signals go to one waiting thread, never to worker threads.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  songda::App app(config, songda::AppOptions{});
+  app.start();
+  int sig = 0;
+  sigwait(&set, &sig);
+  spdlog::info("songda: {} received; finishing in-flight work", strsignal(sig));
+  app.stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  const std::string cmd = args[0];
+  args.erase(args.begin());
+  try {
+    if (cmd == "version") {
+      std::cout << "songda 0.1.0\n";
+      return 0;
+    }
+    if (cmd == "config") {
+      if (args.size() != 2 || args[0] != "check") {
+        std::cerr << "usage: songda config check FILE\n";
+        return 2;
+      }
+      return config_check(args[1]);
+    }
+    if (cmd == "run") {
+      songda::setup_logging(log_level(), true);
+      return run(option(args, "--config", songda::resource_path("config/gateway.yaml")));
+    }
+    if (cmd == "demo") {
+      songda::setup_logging(std::getenv("SONGDA_LOG_LEVEL") != nullptr ? log_level() : "warn", false);
+      songda::DemoOptions o;
+      o.serve = flag(args, "--serve");
+      o.config_path = option(args, "--config", "");
+      return songda::run_demo(o);
+    }
+  } catch (const songda::StartupError& e) {
+    std::cerr << "songda: " << e.what() << "\n";
+    return 2;
+  }
+  std::cerr << "songda: unknown command '" << cmd << "'\n" << kUsage;
+  return 2;
+}

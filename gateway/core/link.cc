@@ -1,0 +1,35 @@
+#include "gateway/core/link.h"
+
+#include "gateway/core/crypto.h"
+
+namespace songda {
+
+std::string sign_link_token(const std::string& secret, const std::string& delivery_id, std::int64_t expires_unix_s) {
+  const std::string payload = delivery_id + "." + std::to_string(expires_unix_s);
+  const std::string mac = hmac_sha256_raw(secret, payload).substr(0, 16);
+  return base64url_encode(payload) + "." + base64url_encode(mac);
+}
+
+Result<LinkClaims> verify_link_token(const std::string& secret, const std::string& token, std::int64_t now_unix_s) {
+  const auto dot = token.find('.');
+  if (dot == std::string::npos || token.size() > 256) return Error::permanent("link_malformed", "this link is not valid");
+  const std::string payload = base64url_decode(token.substr(0, dot));
+  const std::string mac = base64url_decode(token.substr(dot + 1));
+  if (payload.empty() || mac.size() != 16) return Error::permanent("link_malformed", "this link is not valid");
+  if (!constant_time_equal(mac, hmac_sha256_raw(secret, payload).substr(0, 16))) {
+    return Error::permanent("link_forged", "this link was not issued by the court");
+  }
+  const auto sep = payload.rfind('.');
+  if (sep == std::string::npos) return Error::permanent("link_malformed", "this link is not valid");
+  LinkClaims claims;
+  claims.delivery_id = payload.substr(0, sep);
+  try {
+    claims.expires_unix_s = std::stoll(payload.substr(sep + 1));
+  } catch (...) {
+    return Error::permanent("link_malformed", "this link is not valid");
+  }
+  if (now_unix_s > claims.expires_unix_s) return Error::permanent("link_expired", "this link has expired");
+  return claims;
+}
+
+}  // namespace songda

@@ -1,0 +1,65 @@
+// Dispatch: takes due deliveries of one channel from its durable Redis queue
+// (a lease, so a crashed instance's work is resumed by another after lease_ms),
+// hands them to the channel, and records each outcome in one round trip:
+//   delivered -> DELIVERED;  accepted -> SENT (a receipt will follow);
+//   retryable -> scheduled again with exponential backoff and jitter, until
+//                max_attempts, then FAILED;  permanent -> FAILED, reason verbatim.
+// The same delivery id goes to the provider on every attempt, as its
+// idempotency key, so a resumed send is never a second message.
+//
+// Thread-safety: run_once() may be called from several threads; each call
+// claims disjoint deliveries.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "channels/channel.h"
+#include "gateway/config/config.h"
+#include "gateway/store/store.h"
+
+namespace songda {
+
+struct RetryPolicy {
+  int max_attempts = 8;
+  std::int64_t base_ms = 1000;
+  std::int64_t max_ms = 5 * 60 * 1000;
+  // Delay before attempt n+1 after n failed attempts: full jitter in [base·2^(n-1)/2, base·2^(n-1)], capped.
+  std::int64_t delay_ms(int attempts, std::mt19937_64& rng) const;
+};
+
+// Builds the evidence of one outcome (DISPATCHED, PROVIDER_ACCEPTED, DELIVERED, DELIVERY_FAILED).
+using OutcomeEvidenceMaker =
+    std::function<std::vector<EvidenceLeaf>(const Delivery&, const SendOutcome&, const std::string& status, std::int64_t now_ms)>;
+
+struct DispatchCounters {
+  std::atomic<std::uint64_t> sent{0};
+  std::atomic<std::uint64_t> delivered{0};
+  std::atomic<std::uint64_t> retried{0};
+  std::atomic<std::uint64_t> failed{0};
+};
+
+class Dispatcher {
+ public:
+  Dispatcher(DeliveryStore& store, DispatchConfig config, RetryPolicy retry, DispatchCounters& counters);
+  void set_evidence(OutcomeEvidenceMaker maker) { evidence_ = std::move(maker); }
+
+  // One claim -> send -> complete cycle. Returns how many deliveries it handled.
+  Result<int> run_once(Channel& channel, std::int64_t now_ms);
+
+  // Loops run_once for the channel until stop; sleeps poll_ms when idle.
+  void run(Channel& channel, const std::atomic<bool>& stop);
+
+ private:
+  DeliveryStore& store_;
+  DispatchConfig config_;
+  RetryPolicy retry_;
+  DispatchCounters& counters_;
+  OutcomeEvidenceMaker evidence_;
+};
+
+}  // namespace songda

@@ -1,0 +1,212 @@
+#include "gateway/http/server.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+
+#include "gateway/core/text.h"
+
+namespace songda {
+
+void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
+  res.status = status;
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json; charset=utf-8");
+}
+
+void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
+  send_json(res, status, {{"error", {{"code", code}, {"message", message}}}});
+}
+
+bool split_host_port(const std::string& listen, std::string& host, int& port) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  host = listen.substr(0, colon);
+  const std::string p = listen.substr(colon + 1);
+  auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+  return ec == std::errc() && ptr == p.data() + p.size() && port >= 0 && port <= 65535;
+}
+
+nlohmann::json delivery_view_json(const DeliveryView& v) {
+  const Delivery& d = v.delivery;
+  nlohmann::json history = nlohmann::json::array();
+  for (const auto& h : v.history) {
+    history.push_back({{"status", h.status}, {"at", rfc3339_utc(h.at_ms)}, {"detail", h.detail}});
+  }
+  nlohmann::json j = {{"id", d.id},
+                      {"event_id", d.event_id},
+                      {"event_type", d.event_type},
+                      {"court", {{"id", d.court_id}, {"name", d.court_name}}},
+                      {"case_number", d.case_number},
+                      {"recipient", {{"id", d.recipient_id}, {"role", d.recipient_role}, {"name", d.recipient_name}}},
+                      {"channel", d.channel},
+                      {"address_masked", mask_address(d.channel, d.address)},
+                      {"consent_basis", d.consent_basis},
+                      {"title", d.title},
+                      {"status", v.status},
+                      {"attempts", v.attempts},
+                      {"created_at", rfc3339_utc(v.created_ms)},
+                      {"updated_at", rfc3339_utc(v.updated_ms)},
+                      {"provider", v.provider},
+                      {"provider_message_id", v.provider_message_id},
+                      {"history", history},
+                      {"evidence_indexes", v.evidence_indexes}};
+  if (d.document) {
+    j["document"] = {{"id", d.document->id}, {"title", d.document->title}, {"sha256", d.document->sha256}};
+  }
+  return j;
+}
+
+ApiServer::ApiServer(const HttpConfig& config, DeliveryStore& store, ApiKeys keys, HealthProbes probes,
+                     std::function<std::string()> metrics_text)
+    : config_(config),
+      store_(store),
+      keys_(std::move(keys)),
+      probes_(std::move(probes)),
+      metrics_text_(std::move(metrics_text)),
+      server_(std::make_unique<httplib::Server>()) {
+  const int threads = config_.threads;
+  server_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+  server_->set_payload_max_length(8 * 1024 * 1024);
+  server_->set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    spdlog::error("http {} {}: unhandled exception: {}", req.method, req.path, what);
+    send_error(res, 500, "internal", "internal error; the operator's log has details");
+  });
+  add_routes();
+}
+
+ApiServer::~ApiServer() { stop(); }
+
+httplib::Server& ApiServer::raw() { return *server_; }
+
+std::optional<Principal> ApiServer::authenticate(const httplib::Request& req, httplib::Response& res) const {
+  auto p = keys_.authenticate(req.get_header_value("Authorization"));
+  if (!p) {
+    res.set_header("WWW-Authenticate", "Bearer");
+    send_error(res, 401, "unauthenticated", "send Authorization: Bearer <API key>");
+  }
+  return p;
+}
+
+void ApiServer::add_routes() {
+  auto& s = *server_;
+  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); });
+
+  s.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    const bool redis = probes_.redis ? probes_.redis() : false;
+    const bool kafka = probes_.kafka ? probes_.kafka() : false;
+    send_json(res, redis && kafka ? 200 : 503,
+              {{"status", redis && kafka ? "ready" : "not_ready"}, {"redis", redis}, {"kafka", kafka}});
+  });
+
+  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics_text_ ? metrics_text_() : "", "text/plain; version=0.0.4");
+  });
+
+  s.Get(R"(/v1/deliveries/([A-Za-z0-9_-]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    auto who = authenticate(req, res);
+    if (!who) return;
+    auto v = store_.get_delivery(req.matches[1]);
+    if (!v.ok()) return send_error(res, 503, v.error().code, v.error().message);
+    if (!v.value()) return send_error(res, 404, "not_found", "no delivery " + std::string(req.matches[1]));
+    if (!who->may_see(v.value()->delivery.court_id)) {
+      return send_error(res, 403, "forbidden", "this delivery belongs to another court");
+    }
+    send_json(res, 200, delivery_view_json(*v.value()));
+  });
+
+  s.Get(R"(/v1/cases/([^/]+)/deliveries)", [this](const httplib::Request& req, httplib::Response& res) {
+    auto who = authenticate(req, res);
+    if (!who) return;
+    const std::string case_number = req.matches[1];
+    auto courts = store_.courts_of_case(case_number);
+    if (!courts.ok()) return send_error(res, 503, courts.error().code, courts.error().message);
+    std::vector<std::string> visible;
+    for (const auto& c : courts.value()) {
+      if (who->may_see(c)) visible.push_back(c);
+    }
+    if (visible.empty() && !courts->empty()) {
+      return send_error(res, 403, "forbidden", "case " + case_number + " belongs to another court");
+    }
+    nlohmann::json items = nlohmann::json::array();
+    for (const auto& c : visible) {
+      auto list = store_.case_deliveries(c, case_number);
+      if (!list.ok()) return send_error(res, 503, list.error().code, list.error().message);
+      for (const auto& v : list.value()) items.push_back(delivery_view_json(v));
+    }
+    send_json(res, 200, {{"case_number", case_number}, {"deliveries", items}, {"count", items.size()}});
+  });
+
+  s.Get(R"(/v1/inbox/([A-Za-z0-9._-]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    auto who = authenticate(req, res);
+    if (!who) return;
+    int limit = 50;
+    int offset = 0;
+    if (req.has_param("limit")) limit = std::clamp(std::atoi(req.get_param_value("limit").c_str()), 1, 200);
+    if (req.has_param("offset")) offset = std::max(0, std::atoi(req.get_param_value("offset").c_str()));
+    auto msgs = store_.inbox(req.matches[1], offset, limit);
+    if (!msgs.ok()) return send_error(res, 503, msgs.error().code, msgs.error().message);
+    nlohmann::json items = nlohmann::json::array();
+    int unread = 0;
+    for (auto& m : msgs.value()) {
+      if (!who->admin && m.json.value("court_id", "") != who->court_id) continue;
+      if (m.json.value("read_at", 0LL) == 0) ++unread;
+      items.push_back(m.json);
+    }
+    send_json(res, 200, {{"app_user", std::string(req.matches[1])}, {"messages", items}, {"unread", unread}});
+  });
+
+  s.Post(R"(/v1/inbox/([A-Za-z0-9._-]+)/messages/([A-Za-z0-9_-]+)/read)",
+         [this](const httplib::Request& req, httplib::Response& res) {
+           auto who = authenticate(req, res);
+           if (!who) return;
+           auto v = store_.get_delivery(req.matches[2]);
+           if (!v.ok()) return send_error(res, 503, v.error().code, v.error().message);
+           if (!v.value() || v.value()->delivery.address != std::string(req.matches[1]) ||
+               v.value()->delivery.channel != kChannelInApp) {
+             return send_error(res, 404, "not_found", "no such message in this inbox");
+           }
+           if (!who->may_see(v.value()->delivery.court_id)) {
+             return send_error(res, 403, "forbidden", "this message belongs to another court");
+           }
+           auto r = store_.mark_read(req.matches[1], req.matches[2], now_unix_ms());
+           if (!r.ok()) {
+             return send_error(res, r.error().code == "not_found" ? 404 : 503, r.error().code, r.error().message);
+           }
+           send_json(res, 200, r.value());
+         });
+
+  s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.body.empty()) {
+      send_error(res, res.status, res.status == 404 ? "not_found" : "http_error",
+                 res.status == 404 ? "no such endpoint; see schemas/openapi.yaml" : "request failed");
+    }
+  });
+}
+
+void ApiServer::start() {
+  int port = 0;
+  if (!split_host_port(config_.listen, host_, port)) throw StartupError("http.listen must be host:port, got " + config_.listen);
+  if (port == 0) {
+    port_ = server_->bind_to_any_port(host_);
+  } else {
+    port_ = server_->bind_to_port(host_, port) ? port : -1;
+  }
+  if (port_ <= 0) throw StartupError("cannot listen on " + config_.listen + "; is the port in use?");
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  spdlog::info("http: listening on http://{}:{}", host_, port_);
+}
+
+void ApiServer::stop() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace songda

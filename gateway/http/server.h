@@ -1,0 +1,77 @@
+// Songda's HTTP API (cpp-httplib): health, readiness, metrics, deliveries,
+// cases, in-app inboxes. Every /v1 call needs "Authorization: Bearer <key>";
+// a court key sees only its court's cases (403 otherwise), the operator token
+// sees all. Errors are JSON: {"error":{"code","message"}}.
+//
+// Routes are added by modules through the Router (proof, callbacks, console ...)
+// before start(). Thread-safety: handlers run on the server's thread pool; all
+// state they touch is thread-safe.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "gateway/config/config.h"
+#include "gateway/http/auth.h"
+#include "gateway/store/store.h"
+
+namespace httplib {
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace songda {
+
+struct HealthProbes {
+  std::function<bool()> kafka;  // broker metadata answers
+  std::function<bool()> redis;  // PING answers
+};
+
+// Helpers shared by every module that adds routes.
+void send_json(httplib::Response& res, int status, const nlohmann::json& body);
+void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message);
+
+// The JSON a clerk sees for one delivery (addresses masked).
+nlohmann::json delivery_view_json(const DeliveryView& v);
+
+class ApiServer {
+ public:
+  ApiServer(const HttpConfig& config, DeliveryStore& store, ApiKeys keys, HealthProbes probes,
+            std::function<std::string()> metrics_text);
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  // The underlying server, for modules that add routes before start().
+  httplib::Server& raw();
+  // Authenticates a request; on failure writes 401 and returns nullopt.
+  std::optional<Principal> authenticate(const httplib::Request& req, httplib::Response& res) const;
+
+  // Binds (port 0 = any free port) and serves on a background thread. Throws StartupError if it cannot bind.
+  void start();
+  [[nodiscard]] int port() const { return port_; }
+  [[nodiscard]] std::string host() const { return host_; }
+  void stop();
+
+ private:
+  void add_routes();
+  const HttpConfig& config_;
+  DeliveryStore& store_;
+  ApiKeys keys_;
+  HealthProbes probes_;
+  std::function<std::string()> metrics_text_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  std::string host_;
+  int port_ = 0;
+};
+
+// Splits "host:port". Returns false when malformed.
+bool split_host_port(const std::string& listen, std::string& host, int& port);
+
+}  // namespace songda

@@ -1,0 +1,147 @@
+#include "gateway/ingest/ingest.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <thread>
+
+#include "gateway/core/text.h"
+
+namespace songda {
+
+OutgoingMessage dead_letter(const KafkaMessage& m, const Error& e, const std::string& dlq_topic) {
+  OutgoingMessage out;
+  out.topic = dlq_topic;
+  out.key = m.key;
+  out.value = m.value;
+  out.headers = m.headers;
+  out.headers.emplace_back("songda.error.code", e.code);
+  out.headers.emplace_back("songda.error.message", e.message);
+  out.headers.emplace_back("songda.source.topic", m.topic);
+  out.headers.emplace_back("songda.source.partition", std::to_string(m.partition));
+  out.headers.emplace_back("songda.source.offset", std::to_string(m.offset));
+  return out;
+}
+
+IngestPipeline::IngestPipeline(const Config& config, const EventValidator& validator, DeliveryStore& store,
+                               DeadLetterSink& dlq, PlanOptions plan_options, IngestCounters& counters)
+    : config_(config),
+      validator_(validator),
+      store_(store),
+      dlq_(dlq),
+      plan_options_(std::move(plan_options)),
+      counters_(counters) {}
+
+void IngestPipeline::set_evidence(EvidenceMaker accepted, RejectionEvidenceMaker rejected) {
+  accepted_evidence_ = std::move(accepted);
+  rejected_evidence_ = std::move(rejected);
+}
+
+void IngestPipeline::set_due_policy(std::function<std::int64_t(const CaseEvent&, std::int64_t)> policy) {
+  due_policy_ = std::move(policy);
+}
+
+Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int64_t now_ms) {
+  std::vector<EventToRecord> to_record;
+  std::vector<const KafkaMessage*> recorded_from;
+  std::vector<OutgoingMessage> dead;
+  std::vector<EvidenceLeaf> rejection_evidence;
+
+  auto reject = [&](const KafkaMessage& m, const Error& e) {
+    spdlog::warn("event refused: topic={} partition={} offset={} code={} reason={}", m.topic, m.partition, m.offset,
+                 e.code, e.message);
+    dead.push_back(dead_letter(m, e, config_.kafka.dlq_topic));
+    if (rejected_evidence_) {
+      for (auto& leaf : rejected_evidence_(m, e, now_ms)) rejection_evidence.push_back(std::move(leaf));
+    }
+  };
+
+  for (const auto& m : batch) {
+    auto event = validator_.validate(m.value);
+    if (!event.ok()) {
+      reject(m, event.error());
+      continue;
+    }
+    auto plan = plan_event(event.value(), config_, plan_options_);
+    if (!plan.ok()) {
+      reject(m, plan.error());
+      continue;
+    }
+    EventToRecord rec;
+    rec.event_id = event->event_id;
+    rec.digest = event->digest;
+    rec.court_id = event->court_id;
+    rec.case_number = event->case_number;
+    rec.due_ms = due_policy_ ? due_policy_(event.value(), now_ms) : now_ms;
+    if (accepted_evidence_) rec.evidence = accepted_evidence_(event.value(), plan.value(), now_ms);
+    rec.deliveries = std::move(plan->deliveries);
+    to_record.push_back(std::move(rec));
+    recorded_from.push_back(&m);
+  }
+
+  // Rejection evidence rides with the batch's one round trip as a pseudo-event with no deliveries.
+  if (!rejection_evidence.empty()) {
+    EventToRecord carrier;
+    carrier.event_id = "rejections:" + batch.front().topic + ":" + std::to_string(batch.front().partition) + ":" +
+                       std::to_string(batch.front().offset);
+    carrier.digest = carrier.event_id;
+    carrier.court_id = "_";
+    carrier.case_number = "_rejections";
+    carrier.evidence = std::move(rejection_evidence);
+    to_record.push_back(std::move(carrier));
+  }
+
+  auto outcomes = store_.record_batch(to_record, now_ms);
+  if (!outcomes.ok()) return outcomes.error();
+  for (std::size_t i = 0; i < recorded_from.size(); ++i) {
+    switch (outcomes.value()[i]) {
+      case RecordOutcome::kNew:
+        counters_.accepted.fetch_add(1);
+        counters_.deliveries.fetch_add(to_record[i].deliveries.size());
+        break;
+      case RecordOutcome::kDuplicate:
+        counters_.duplicates.fetch_add(1);
+        break;
+      case RecordOutcome::kConflict:
+        reject(*recorded_from[i], Error::permanent("conflict", "event_id " + to_record[i].event_id +
+                                                                   " was already recorded with different content; "
+                                                                   "the first version stands. Hint: use a new event_id "
+                                                                   "for a correction"));
+        break;
+    }
+  }
+  if (!dead.empty()) {
+    auto s = dlq_.send(dead);
+    if (!s.ok()) return s.error();
+    counters_.rejected.fetch_add(dead.size());
+  }
+  counters_.messages.fetch_add(batch.size());
+  counters_.batches.fetch_add(1);
+  return ok_status();
+}
+
+void run_ingest_loop(KafkaConsumer& consumer, IngestPipeline& pipeline, const KafkaConfig& config,
+                     const std::atomic<bool>& stop) {
+  while (!stop.load()) {
+    auto batch = consumer.poll_batch(config.batch_max, config.batch_wait_ms);
+    if (batch.empty()) continue;
+    int backoff_ms = 100;
+    while (true) {
+      auto s = pipeline.process(batch, now_unix_ms());
+      if (s.ok()) break;
+      spdlog::error("ingest batch of {} failed ({}: {}); retrying in {} ms", batch.size(), s.error().code,
+                    s.error().message, backoff_ms);
+      if (stop.load()) {
+        // Not recorded: offsets stay where they are, so these messages come again after restart.
+        consumer.close();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
+      backoff_ms = std::min(backoff_ms * 2, 5000);
+    }
+    if (auto s = consumer.store_offsets(batch); !s.ok()) spdlog::warn("{}", s.error().message);
+  }
+  consumer.close();
+}
+
+}  // namespace songda

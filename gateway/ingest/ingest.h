@@ -1,0 +1,90 @@
+// The ingest pipeline: one batch of Kafka messages in, and for each message
+// either its deliveries durably recorded (one Redis round trip for the whole
+// batch) or the message in the DLQ with the reason. Only when process()
+// returns ok may the caller store the batch's offsets.
+//
+// A transient failure (Redis or the DLQ producer unavailable) returns an error
+// and changes nothing that matters: the caller retries the same batch, and the
+// dedup in record_batch makes the retry safe.
+//
+// Thread-safety: one IngestPipeline per consumer thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "gateway/config/config.h"
+#include "gateway/ingest/kafka.h"
+#include "gateway/ingest/validator.h"
+#include "gateway/plan/planner.h"
+#include "gateway/store/store.h"
+
+namespace songda {
+
+// Where refused messages go. KafkaDeadLetters is the real one; tests may use a fake.
+class DeadLetterSink {
+ public:
+  virtual ~DeadLetterSink() = default;
+  virtual Status send(const std::vector<OutgoingMessage>& messages) = 0;
+};
+
+class KafkaDeadLetters final : public DeadLetterSink {
+ public:
+  explicit KafkaDeadLetters(KafkaProducer& producer) : producer_(producer) {}
+  Status send(const std::vector<OutgoingMessage>& messages) override { return producer_.produce_all(messages); }
+
+ private:
+  KafkaProducer& producer_;
+};
+
+// Builds the evidence leaves recorded with an accepted event (consent, submission accepted).
+using EvidenceMaker = std::function<std::vector<EvidenceLeaf>(const CaseEvent&, const Plan&, std::int64_t now_ms)>;
+// Builds the evidence leaf of a refused message (submission rejected).
+using RejectionEvidenceMaker =
+    std::function<std::vector<EvidenceLeaf>(const KafkaMessage&, const Error&, std::int64_t now_ms)>;
+
+struct IngestCounters {
+  std::atomic<std::uint64_t> messages{0};
+  std::atomic<std::uint64_t> accepted{0};
+  std::atomic<std::uint64_t> duplicates{0};
+  std::atomic<std::uint64_t> rejected{0};
+  std::atomic<std::uint64_t> deliveries{0};
+  std::atomic<std::uint64_t> batches{0};
+};
+
+// The DLQ message for a refused input: the original key, bytes and headers, plus
+// songda.error.code, songda.error.message, songda.source.topic/partition/offset.
+OutgoingMessage dead_letter(const KafkaMessage& m, const Error& e, const std::string& dlq_topic);
+
+class IngestPipeline {
+ public:
+  IngestPipeline(const Config& config, const EventValidator& validator, DeliveryStore& store, DeadLetterSink& dlq,
+                 PlanOptions plan_options, IngestCounters& counters);
+
+  void set_evidence(EvidenceMaker accepted, RejectionEvidenceMaker rejected);
+  // Decides when dispatch of an event's deliveries may start (quiet hours); default: now.
+  void set_due_policy(std::function<std::int64_t(const CaseEvent&, std::int64_t now_ms)> policy);
+
+  Status process(const std::vector<KafkaMessage>& batch, std::int64_t now_ms);
+
+ private:
+  const Config& config_;
+  const EventValidator& validator_;
+  DeliveryStore& store_;
+  DeadLetterSink& dlq_;
+  PlanOptions plan_options_;
+  IngestCounters& counters_;
+  EvidenceMaker accepted_evidence_;
+  RejectionEvidenceMaker rejected_evidence_;
+  std::function<std::int64_t(const CaseEvent&, std::int64_t)> due_policy_;
+};
+
+// Polls, processes and stores offsets until `stop` is set, then commits and returns.
+// A failed batch is retried (with backoff) until it succeeds or stop is set; it is never skipped.
+void run_ingest_loop(KafkaConsumer& consumer, IngestPipeline& pipeline, const KafkaConfig& config,
+                     const std::atomic<bool>& stop);
+
+}  // namespace songda

@@ -1,0 +1,91 @@
+#include "gateway/plan/planner.h"
+
+#include <algorithm>
+
+#include "gateway/plan/template.h"
+
+namespace songda {
+namespace {
+
+const RouteConfig* find_route(const Config& config, const std::string& type, const std::string& role) {
+  for (const auto& r : config.routes) {
+    if (r.event_type != type) continue;
+    if (r.roles.empty() || std::find(r.roles.begin(), r.roles.end(), role) != r.roles.end()) return &r;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::string address_for(const Recipient& r, const std::string& channel) {
+  if (channel == kChannelInApp) return r.contacts.app_user;
+  if (channel == kChannelSms) return r.contacts.mobile;
+  if (channel == kChannelWechat) return r.contacts.wechat_openid;
+  if (channel == kChannelEmail) return r.contacts.email;
+  return {};
+}
+
+Result<Plan> plan_event(const CaseEvent& event, const Config& config, const PlanOptions& options) {
+  Plan plan;
+  bool any_route = false;
+  for (const auto& recipient : event.recipients) {
+    const RouteConfig* route = find_route(config, event.type, recipient.role);
+    if (route == nullptr) continue;
+    any_route = true;
+    const auto tmpl = config.templates.find(route->template_name);
+    if (tmpl == config.templates.end()) {
+      return Error::permanent("template_invalid", "route for " + event.type + " names template '" +
+                                                      route->template_name + "', which is not configured");
+    }
+    bool reached = false;
+    for (const auto& channel : route->channels) {
+      const std::string address = address_for(recipient, channel);
+      if (address.empty()) continue;
+      reached = true;
+      Delivery d;
+      d.id = delivery_id(event.event_id, recipient.id, channel);
+      d.event_id = event.event_id;
+      d.event_type = event.type;
+      d.court_id = event.court_id;
+      d.court_name = event.court_name;
+      d.case_number = event.case_number;
+      d.recipient_id = recipient.id;
+      d.recipient_role = recipient.role;
+      d.recipient_name = recipient.name;
+      d.channel = channel;
+      d.address = address;
+      d.consent_basis = recipient.consent.basis;
+      d.template_name = route->template_name;
+      d.document = event.document;
+      d.urgent = route->urgent || event.urgent;
+      d.params = event.params;
+
+      std::map<std::string, std::string> vars = event.params;
+      vars["court_name"] = event.court_name;
+      vars["case_number"] = event.case_number;
+      vars["case_title"] = event.case_title;
+      vars["recipient_name"] = recipient.name;
+      vars["document_title"] = event.document ? event.document->title : "";
+      vars["link"] = options.link_for ? options.link_for(d.id) : "";
+
+      auto title = render_template(route->template_name, tmpl->second.title, vars);
+      if (!title.ok()) return title.error();
+      const std::string& body_text =
+          (channel == kChannelSms && !tmpl->second.sms.empty()) ? tmpl->second.sms : tmpl->second.body;
+      auto text = render_template(route->template_name, body_text, vars);
+      if (!text.ok()) return text.error();
+      d.title = std::move(title.value());
+      d.text = std::move(text.value());
+      plan.deliveries.push_back(std::move(d));
+    }
+    if (!reached) plan.unreachable.push_back(recipient.id);
+  }
+  if (!any_route) return Error::permanent("no_route", "no route is configured for event type " + event.type);
+  if (plan.deliveries.empty()) {
+    return Error::permanent("no_reachable_recipient",
+                            "no recipient has a contact on the channels routed for " + event.type);
+  }
+  return plan;
+}
+
+}  // namespace songda

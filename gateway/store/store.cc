@@ -1,0 +1,356 @@
+#include "gateway/store/store.h"
+
+namespace songda {
+namespace {
+
+// Status ranks shared by every script that moves a delivery's status.
+constexpr const char* kLuaRank = R"LUA(
+local RANK = {ACCEPTED=0, SENT=1, DELIVERED=2, READ=3, ACKNOWLEDGED=4}
+local function advance(dk, status, now, detail, extra)
+  local cur = redis.call('HGET', dk, 'status')
+  if not cur then return false end
+  if cur == status then return false end
+  if status == 'FAILED' then
+    if cur ~= 'ACCEPTED' and cur ~= 'SENT' then return false end
+  else
+    if cur == 'FAILED' or RANK[cur] == nil or RANK[status] == nil or RANK[status] < RANK[cur] then return false end
+  end
+  redis.call('HSET', dk, 'status', status, 'updated_at', now)
+  if extra then for k, v in pairs(extra) do if v ~= '' then redis.call('HSET', dk, k, v) end end end
+  redis.call('RPUSH', dk .. ':hist', cjson.encode({status=status, at=now, detail=detail or ''}))
+  return true
+end
+local function append_evidence(list)
+  if not list then return end
+  for _, ev in ipairs(list) do
+    local idx = redis.call('RPUSH', 'sd:ev:leaves', ev.c) - 1
+    redis.call('RPUSH', 'sd:ev:hashes', ev.h)
+    if ev.d ~= '' then redis.call('RPUSH', 'sd:ev:dlv:{' .. ev.d .. '}', idx) end
+  end
+end
+)LUA";
+
+const LuaScript& record_script() {
+  static const LuaScript s(std::string(kLuaRank) + R"LUA(
+local now = tonumber(ARGV[1])
+local events = cjson.decode(ARGV[2])
+local out = {}
+for i, e in ipairs(events) do
+  local ek = 'sd:evt:{' .. e.id .. '}'
+  local existing = redis.call('HGET', ek, 'digest')
+  if existing then
+    if existing == e.digest then out[i] = 'dup' else out[i] = 'conflict' end
+  else
+    local ids = {}
+    for _, d in ipairs(e.deliveries) do
+      local dk = 'sd:dlv:{' .. d.id .. '}'
+      if redis.call('EXISTS', dk) == 0 then
+        redis.call('HSET', dk, 'record', d.record, 'status', 'ACCEPTED', 'channel', d.channel,
+                   'created_at', now, 'updated_at', now, 'attempts', 0)
+        redis.call('RPUSH', dk .. ':hist', cjson.encode({status='ACCEPTED', at=now, detail=''}))
+        redis.call('ZADD', e.case_key, now, d.id)
+        redis.call('ZADD', 'sd:q:' .. d.channel, e.due, d.id)
+      end
+      ids[#ids + 1] = d.id
+    end
+    redis.call('SADD', 'sd:casecourts:{' .. e.case_number .. '}', e.court)
+    append_evidence(e.evidence)
+    redis.call('HSET', ek, 'digest', e.digest, 'at', now, 'case', e.case_key, 'deliveries', cjson.encode(ids))
+    out[i] = 'new'
+  end
+end
+return out
+)LUA");
+  return s;
+}
+
+const LuaScript& claim_script() {
+  static const LuaScript s(R"LUA(
+local now = tonumber(ARGV[1])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, id in ipairs(ids) do
+  local dk = 'sd:dlv:{' .. id .. '}'
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id)
+  local attempts = redis.call('HINCRBY', dk, 'attempts', 1)
+  local rec = redis.call('HMGET', dk, 'record', 'status')
+  out[#out + 1] = {id, rec[1] or '', rec[2] or '', attempts}
+end
+return out
+)LUA");
+  return s;
+}
+
+const LuaScript& complete_script() {
+  static const LuaScript s(std::string(kLuaRank) + R"LUA(
+local now = tonumber(ARGV[1])
+local list = cjson.decode(ARGV[2])
+local changed = 0
+for _, c in ipairs(list) do
+  local dk = 'sd:dlv:{' .. c.id .. '}'
+  local q = 'sd:q:' .. c.channel
+  if c.retry_at > 0 then
+    redis.call('ZADD', q, c.retry_at, c.id)
+    redis.call('HSET', dk, 'last_error', c.detail)
+    redis.call('RPUSH', dk .. ':hist', cjson.encode({status='RETRY_SCHEDULED', at=now, detail=c.detail}))
+  else
+    redis.call('ZREM', q, c.id)
+    if advance(dk, c.status, c.at, c.detail, {provider=c.provider, provider_message_id=c.pmid}) then
+      changed = changed + 1
+    end
+    if c.pmid ~= '' then redis.call('SET', 'sd:pmid:{' .. c.provider .. ':' .. c.pmid .. '}', c.id) end
+  end
+  append_evidence(c.evidence)
+end
+return changed
+)LUA");
+  return s;
+}
+
+const LuaScript& read_script() {
+  static const LuaScript s(std::string(kLuaRank) + R"LUA(
+local mk = 'sd:inbox:{' .. ARGV[1] .. '}:msg'
+local now = tonumber(ARGV[3])
+local raw = redis.call('HGET', mk, ARGV[2])
+if not raw then return {'not_found', ''} end
+local msg = cjson.decode(raw)
+if msg.read_at and msg.read_at ~= 0 then return {'already', raw} end
+msg.read_at = now
+local enc = cjson.encode(msg)
+redis.call('HSET', mk, ARGV[2], enc)
+advance('sd:dlv:{' .. ARGV[2] .. '}', 'READ', now, 'inbox message opened', nil)
+return {'read', enc}
+)LUA");
+  return s;
+}
+
+nlohmann::json evidence_json(const std::vector<EvidenceLeaf>& leaves) {
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& l : leaves) arr.push_back({{"d", l.delivery_id}, {"c", l.canonical}, {"h", l.leaf_hash_hex}});
+  return arr;
+}
+
+std::int64_t to_i64(const RedisReply& r) {
+  if (r.type == RedisReply::Type::kInteger) return r.integer;
+  if (r.type == RedisReply::Type::kString) {
+    try {
+      return std::stoll(r.str);
+    } catch (...) {
+      return 0;
+    }
+  }
+  return 0;
+}
+
+Error unexpected(const std::string& what) {
+  return Error::transient("redis_error", "unexpected Redis reply to " + what);
+}
+
+Result<DeliveryView> parse_view(const RedisReply& hash, const RedisReply& hist, const RedisReply& ev) {
+  DeliveryView v;
+  if (hash.type != RedisReply::Type::kArray) return unexpected("HGETALL");
+  for (std::size_t i = 0; i + 1 < hash.elements.size(); i += 2) {
+    const auto& k = hash.elements[i].str;
+    const auto& val = hash.elements[i + 1];
+    if (k == "record") {
+      auto j = nlohmann::json::parse(val.str, nullptr, false);
+      auto d = delivery_from_json(j);
+      if (!d.ok()) return d.error();
+      v.delivery = std::move(d.value());
+    } else if (k == "status") {
+      v.status = val.str;
+    } else if (k == "attempts") {
+      v.attempts = static_cast<int>(to_i64(val));
+    } else if (k == "created_at") {
+      v.created_ms = to_i64(val);
+    } else if (k == "updated_at") {
+      v.updated_ms = to_i64(val);
+    } else if (k == "provider") {
+      v.provider = val.str;
+    } else if (k == "provider_message_id") {
+      v.provider_message_id = val.str;
+    }
+  }
+  for (const auto& e : hist.elements) {
+    auto j = nlohmann::json::parse(e.str, nullptr, false);
+    if (!j.is_object()) continue;
+    StatusEntry s;
+    s.status = j.value("status", "");
+    s.at_ms = j.contains("at") && j["at"].is_number() ? j["at"].get<std::int64_t>() : 0;
+    s.detail = j.value("detail", "");
+    v.history.push_back(std::move(s));
+  }
+  for (const auto& e : ev.elements) v.evidence_indexes.push_back(to_i64(e));
+  return v;
+}
+
+}  // namespace
+
+std::string DeliveryStore::case_key(const std::string& court_id, const std::string& case_number) {
+  return "sd:case:{" + court_id + "|" + case_number + "}";
+}
+
+Result<std::vector<RecordOutcome>> DeliveryStore::record_batch(const std::vector<EventToRecord>& events,
+                                                               std::int64_t now_ms) {
+  if (events.empty()) return std::vector<RecordOutcome>{};
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& e : events) {
+    nlohmann::json ds = nlohmann::json::array();
+    for (const auto& d : e.deliveries) ds.push_back({{"id", d.id}, {"channel", d.channel}, {"record", to_json(d).dump()}});
+    arr.push_back({{"id", e.event_id},
+                   {"digest", e.digest},
+                   {"court", e.court_id},
+                   {"case_number", e.case_number},
+                   {"case_key", case_key(e.court_id, e.case_number)},
+                   {"due", e.due_ms > 0 ? e.due_ms : now_ms},
+                   {"deliveries", ds},
+                   {"evidence", evidence_json(e.evidence)}});
+  }
+  auto r = pool_.eval(record_script(), {}, {std::to_string(now_ms), arr.dump()});
+  if (!r.ok()) return r.error();
+  if (r->type != RedisReply::Type::kArray || r->elements.size() != events.size()) return unexpected("record_batch");
+  std::vector<RecordOutcome> out;
+  out.reserve(events.size());
+  for (const auto& e : r->elements) {
+    out.push_back(e.str == "new" ? RecordOutcome::kNew
+                                 : (e.str == "dup" ? RecordOutcome::kDuplicate : RecordOutcome::kConflict));
+  }
+  return out;
+}
+
+Result<std::vector<ClaimedDelivery>> DeliveryStore::claim_due(const std::string& channel, std::int64_t now_ms,
+                                                              int lease_ms, int limit) {
+  auto r = pool_.eval(claim_script(), {"sd:q:" + channel},
+                      {std::to_string(now_ms), std::to_string(lease_ms), std::to_string(limit)});
+  if (!r.ok()) return r.error();
+  std::vector<ClaimedDelivery> out;
+  for (const auto& row : r->elements) {
+    if (row.elements.size() != 4) return unexpected("claim_due");
+    auto j = nlohmann::json::parse(row.elements[1].str, nullptr, false);
+    auto d = delivery_from_json(j);
+    if (!d.ok()) continue;  // a record without a body cannot be sent; left in the queue for an operator to see
+    out.push_back(ClaimedDelivery{std::move(d.value()), row.elements[2].str, static_cast<int>(to_i64(row.elements[3]))});
+  }
+  return out;
+}
+
+Status DeliveryStore::complete_batch(const std::vector<Completion>& completions, std::int64_t now_ms) {
+  if (completions.empty()) return ok_status();
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& c : completions) {
+    arr.push_back({{"id", c.id},
+                   {"channel", c.channel},
+                   {"status", c.status},
+                   {"detail", c.detail},
+                   {"retry_at", c.retry_at_ms},
+                   {"provider", c.provider},
+                   {"pmid", c.provider_message_id},
+                   {"at", c.event_time_ms > 0 ? c.event_time_ms : now_ms},
+                   {"evidence", evidence_json(c.evidence)}});
+  }
+  auto r = pool_.eval(complete_script(), {}, {std::to_string(now_ms), arr.dump()});
+  if (!r.ok()) return r.error();
+  return ok_status();
+}
+
+Status DeliveryStore::write_inbox(const std::vector<Delivery>& deliveries, std::int64_t now_ms) {
+  if (deliveries.empty()) return ok_status();
+  std::vector<std::vector<std::string>> cmds;
+  cmds.reserve(deliveries.size() * 2);
+  for (const auto& d : deliveries) {
+    nlohmann::json msg = {{"id", d.id},       {"title", d.title},           {"text", d.text},
+                          {"court_id", d.court_id},     {"court_name", d.court_name}, {"case_number", d.case_number},
+                          {"event_type", d.event_type},
+                          {"delivered_at", now_ms},     {"read_at", 0}};
+    if (d.document) msg["document"] = {{"id", d.document->id}, {"title", d.document->title}, {"sha256", d.document->sha256}};
+    const std::string base = "sd:inbox:{" + d.address + "}";
+    cmds.push_back({"HSETNX", base + ":msg", d.id, msg.dump()});
+    cmds.push_back({"ZADD", base, "NX", std::to_string(now_ms), d.id});
+  }
+  auto r = pool_.pipeline(cmds);
+  if (!r.ok()) return r.error();
+  for (const auto& rep : r.value()) {
+    if (rep.type == RedisReply::Type::kError) return Error::transient("redis_error", "inbox write failed: " + rep.str);
+  }
+  return ok_status();
+}
+
+Result<nlohmann::json> DeliveryStore::mark_read(const std::string& app_user, const std::string& delivery_id,
+                                                std::int64_t now_ms) {
+  auto r = pool_.eval(read_script(), {}, {app_user, delivery_id, std::to_string(now_ms)});
+  if (!r.ok()) return r.error();
+  if (r->elements.size() != 2) return unexpected("mark_read");
+  if (r->elements[0].str == "not_found") {
+    return Error::permanent("not_found", "no message " + delivery_id + " in the inbox of " + app_user);
+  }
+  auto j = nlohmann::json::parse(r->elements[1].str, nullptr, false);
+  if (j.is_discarded()) return unexpected("mark_read");
+  return j;
+}
+
+Result<std::vector<InboxMessage>> DeliveryStore::inbox(const std::string& app_user, int offset, int limit) {
+  const std::string base = "sd:inbox:{" + app_user + "}";
+  auto ids = pool_.command({"ZREVRANGE", base, std::to_string(offset), std::to_string(offset + limit - 1)});
+  if (!ids.ok()) return ids.error();
+  std::vector<InboxMessage> out;
+  if (ids->elements.empty()) return out;
+  std::vector<std::string> cmd{"HMGET", base + ":msg"};
+  for (const auto& e : ids->elements) cmd.push_back(e.str);
+  auto msgs = pool_.command(cmd);
+  if (!msgs.ok()) return msgs.error();
+  for (std::size_t i = 0; i < msgs->elements.size() && i < ids->elements.size(); ++i) {
+    auto j = nlohmann::json::parse(msgs->elements[i].str, nullptr, false);
+    if (j.is_discarded()) continue;
+    out.push_back(InboxMessage{ids->elements[i].str, std::move(j)});
+  }
+  return out;
+}
+
+Result<std::optional<DeliveryView>> DeliveryStore::get_delivery(const std::string& id) {
+  const std::string dk = "sd:dlv:{" + id + "}";
+  auto r = pool_.pipeline({{"HGETALL", dk}, {"LRANGE", dk + ":hist", "0", "-1"}, {"LRANGE", "sd:ev:dlv:{" + id + "}", "0", "-1"}});
+  if (!r.ok()) return r.error();
+  const auto& rs = r.value();
+  if (rs[0].elements.empty()) return std::optional<DeliveryView>{};
+  auto v = parse_view(rs[0], rs[1], rs[2]);
+  if (!v.ok()) return v.error();
+  return std::optional<DeliveryView>{std::move(v.value())};
+}
+
+Result<std::vector<DeliveryView>> DeliveryStore::case_deliveries(const std::string& court_id,
+                                                                 const std::string& case_number) {
+  auto ids = pool_.command({"ZRANGE", case_key(court_id, case_number), "0", "-1"});
+  if (!ids.ok()) return ids.error();
+  std::vector<DeliveryView> out;
+  if (ids->elements.empty()) return out;
+  std::vector<std::vector<std::string>> cmds;
+  for (const auto& e : ids->elements) {
+    const std::string dk = "sd:dlv:{" + e.str + "}";
+    cmds.push_back({"HGETALL", dk});
+    cmds.push_back({"LRANGE", dk + ":hist", "0", "-1"});
+    cmds.push_back({"LRANGE", "sd:ev:dlv:{" + e.str + "}", "0", "-1"});
+  }
+  auto r = pool_.pipeline(cmds);
+  if (!r.ok()) return r.error();
+  for (std::size_t i = 0; i + 2 < r->size(); i += 3) {
+    auto v = parse_view((*r)[i], (*r)[i + 1], (*r)[i + 2]);
+    if (v.ok()) out.push_back(std::move(v.value()));
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> DeliveryStore::courts_of_case(const std::string& case_number) {
+  auto r = pool_.command({"SMEMBERS", "sd:casecourts:{" + case_number + "}"});
+  if (!r.ok()) return r.error();
+  std::vector<std::string> out;
+  for (const auto& e : r->elements) out.push_back(e.str);
+  return out;
+}
+
+Result<long long> DeliveryStore::queue_length(const std::string& channel) {
+  auto r = pool_.command({"ZCARD", "sd:q:" + channel});
+  if (!r.ok()) return r.error();
+  return r->integer;
+}
+
+}  // namespace songda

@@ -1,0 +1,130 @@
+// DeliveryStore: the durable record of events, deliveries, their status
+// histories, the dispatch queues, the in-app inboxes and the evidence leaves,
+// all in Redis. Every multi-key update is one Lua script, and every batch is
+// one round trip (record_batch, claim_due, complete_batch).
+//
+// Keys (prefix sd:, hash tags keep one delivery's keys in one cluster slot):
+//   sd:evt:{<event_id>}            hash   digest, at, case, deliveries        (dedup + conflict; no TTL)
+//   sd:dlv:{<id>}                  hash   record, status, attempts, ...       (no TTL: legal record)
+//   sd:dlv:{<id>}:hist             list   status history, JSON entries
+//   sd:case:{<court>|<case>}       zset   delivery ids of one case
+//   sd:q:<channel>                 zset   delivery id -> due time (ms); a claim leases it by moving it ahead
+//   sd:inbox:{<user>}              zset   delivery id -> time;  sd:inbox:{<user>}:msg hash id -> message JSON
+//   sd:ev:leaves / sd:ev:hashes    list   evidence records (canonical JSON) and their leaf hashes (hex)
+//   sd:ev:dlv:{<id>}               list   evidence leaf indexes of one delivery
+//
+// Statuses only move forward: ACCEPTED < SENT < DELIVERED < READ < ACKNOWLEDGED;
+// FAILED only from ACCEPTED or SENT. A repeated update is a no-op.
+//
+// Thread-safety: all methods are thread-safe (each uses its own pooled connection).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "gateway/core/event.h"
+#include "gateway/core/result.h"
+#include "gateway/store/redis.h"
+
+namespace songda {
+
+// One evidence leaf to append with a batch.
+struct EvidenceLeaf {
+  std::string delivery_id;  // "" for event-level evidence
+  std::string canonical;    // the record's canonical bytes
+  std::string leaf_hash_hex;
+};
+
+struct EventToRecord {
+  std::string event_id;
+  std::string digest;
+  std::string court_id;
+  std::string case_number;
+  std::vector<Delivery> deliveries;
+  std::vector<EvidenceLeaf> evidence;
+  std::int64_t due_ms = 0;  // when dispatch may start (quiet hours push it later)
+};
+
+enum class RecordOutcome { kNew, kDuplicate, kConflict };
+
+struct ClaimedDelivery {
+  Delivery delivery;
+  std::string status;
+  int attempts = 0;
+};
+
+struct Completion {
+  std::string id;
+  std::string channel;
+  std::string status;        // SENT, DELIVERED, FAILED; ignored when retry_at_ms > 0
+  std::string detail;        // shown in the timeline (provider's verbatim reason on failure)
+  std::int64_t retry_at_ms = 0;  // > 0: keep queued and try again then
+  std::string provider;
+  std::string provider_message_id;
+  std::int64_t event_time_ms = 0;  // provider's time where known, else now
+  std::vector<EvidenceLeaf> evidence;
+};
+
+struct StatusEntry {
+  std::string status;
+  std::int64_t at_ms = 0;
+  std::string detail;
+};
+
+struct DeliveryView {
+  Delivery delivery;
+  std::string status;
+  int attempts = 0;
+  std::int64_t created_ms = 0;
+  std::int64_t updated_ms = 0;
+  std::string provider;
+  std::string provider_message_id;
+  std::vector<StatusEntry> history;
+  std::vector<std::int64_t> evidence_indexes;
+};
+
+struct InboxMessage {
+  std::string id;  // the delivery id
+  nlohmann::json json;
+};
+
+class DeliveryStore {
+ public:
+  explicit DeliveryStore(RedisPool& pool) : pool_(pool) {}
+
+  // One round trip for the whole batch. Returns one outcome per event, in order.
+  Result<std::vector<RecordOutcome>> record_batch(const std::vector<EventToRecord>& events, std::int64_t now_ms);
+
+  // Leases up to `limit` due deliveries of one channel for `lease_ms`.
+  Result<std::vector<ClaimedDelivery>> claim_due(const std::string& channel, std::int64_t now_ms, int lease_ms,
+                                                 int limit);
+
+  // Applies outcomes (status, retry schedule, evidence) in one round trip.
+  Status complete_batch(const std::vector<Completion>& completions, std::int64_t now_ms);
+
+  // Writes messages to in-app inboxes (idempotent: an existing message is kept).
+  Status write_inbox(const std::vector<Delivery>& deliveries, std::int64_t now_ms);
+
+  // Marks an inbox message read; moves its delivery to READ. Error not_found.
+  Result<nlohmann::json> mark_read(const std::string& app_user, const std::string& delivery_id, std::int64_t now_ms);
+
+  Result<std::vector<InboxMessage>> inbox(const std::string& app_user, int offset, int limit);
+  Result<std::optional<DeliveryView>> get_delivery(const std::string& id);
+  Result<std::vector<DeliveryView>> case_deliveries(const std::string& court_id, const std::string& case_number);
+  // Courts that have a case with this number (used to scope a lookup by case number alone).
+  Result<std::vector<std::string>> courts_of_case(const std::string& case_number);
+
+  // Number of deliveries waiting in a channel's queue (for /metrics and tests).
+  Result<long long> queue_length(const std::string& channel);
+
+  static std::string case_key(const std::string& court_id, const std::string& case_number);
+
+ private:
+  RedisPool& pool_;
+};
+
+}  // namespace songda

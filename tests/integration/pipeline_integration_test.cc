@@ -1,0 +1,293 @@
+// The foundation on real services: a real Apache Kafka broker and a real
+// redis-server (addresses from SONGDA_TEST_KAFKA_BROKERS / SONGDA_TEST_REDIS_URL,
+// set by tests/services/with-services). The whole App runs in-process.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "gateway/app/app.h"
+#include "gateway/core/text.h"
+#include "tests/support/kafka_util.h"
+
+namespace songda {
+namespace {
+
+using testing::create_topic;
+using testing::read_all;
+using testing::require_env;
+using testing::unique_name;
+
+std::string redis_url_with_db(int db) {
+  std::string url = require_env("SONGDA_TEST_REDIS_URL");
+  const auto slash = url.rfind('/');
+  if (slash != std::string::npos && slash > 8) url = url.substr(0, slash);
+  return url + "/" + std::to_string(db);
+}
+
+nlohmann::json make_event(int i, int recipients) {
+  static const char* kTypes[] = {"summons.issued", "hearing.scheduled", "notice.general", "judgment.issued"};
+  nlohmann::json rs = nlohmann::json::array();
+  for (int r = 0; r < recipients; ++r) {
+    nlohmann::json contacts = {{"app_user", "u-" + std::to_string(i) + "-" + std::to_string(r)}};
+    if (r == 1) contacts["mobile"] = "+86139" + std::to_string(10000000 + i);
+    rs.push_back({{"id", "R" + std::to_string(r)},
+                  {"role", r == 2 ? "lawyer" : "party"},
+                  {"name", "当事人" + std::to_string(r)},
+                  {"contacts", contacts},
+                  {"consent", {{"basis", "confirmed"}, {"scope", {"*"}}, {"ref", "C-" + std::to_string(i)}}}});
+  }
+  return {{"schema", "songda.case-event/v1"},
+          {"event_id", "evt-" + std::to_string(i)},
+          {"type", kTypes[i % 4]},
+          {"occurred_at", "2026-11-28T09:00:00+08:00"},
+          {"court", {{"id", "HN-SQ-ZY"}, {"name", "商丘市中级人民法院"}}},
+          {"case", {{"number", "(2026)豫14民初" + std::to_string(i % 200) + "号"}, {"title", "案件" + std::to_string(i)}}},
+          {"document", {{"id", "DOC-" + std::to_string(i)}, {"title", "传票"}, {"sha256", std::string(64, 'a')}}},
+          {"recipients", rs},
+          {"params", {{"hearing_time", "2026-12-10 09:30"}, {"courtroom", "第三法庭"}, {"content", "请按时到庭"},
+                      {"amount", "100"}, {"due_date", "2026-12-31"}, {"mediation_time", "2026-12-01"},
+                      {"notice_title", "通知"}, {"notice_text", "请按时到庭"}}}};
+}
+
+// Deliveries the shipped routes call for: route channels the recipient has a contact on.
+std::size_t expected_deliveries(const Config& config, const nlohmann::json& e) {
+  std::size_t n = 0;
+  for (const auto& r : e["recipients"]) {
+    for (const auto& route : config.routes) {
+      if (route.event_type != e["type"].get<std::string>()) continue;
+      if (!route.roles.empty() &&
+          std::find(route.roles.begin(), route.roles.end(), r["role"].get<std::string>()) == route.roles.end()) {
+        continue;
+      }
+      for (const auto& ch : route.channels) {
+        const char* field = ch == "inapp" ? "app_user" : ch == "sms" ? "mobile" : ch == "wechat" ? "wechat_openid" : "email";
+        if (r["contacts"].contains(field)) ++n;
+      }
+      break;
+    }
+  }
+  return n;
+}
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    brokers_ = require_env("SONGDA_TEST_KAFKA_BROKERS");
+    auto loaded = load_config_file(std::string(SONGDA_SOURCE_DIR) + "/config/gateway.yaml");
+    ASSERT_TRUE(loaded.config.has_value()) << (loaded.issues.empty() ? "" : loaded.issues[0].to_string());
+    config_ = *loaded.config;
+    config_.kafka.brokers = brokers_;
+    config_.kafka.topic = unique_name("case-events");
+    config_.kafka.dlq_topic = config_.kafka.topic + ".dlq";
+    config_.kafka.group_id = unique_name("songda-it");
+    config_.kafka.max_event_bytes = 64 * 1024;
+    config_.redis.url = redis_url_with_db(1);
+    config_.http.listen = "127.0.0.1:0";
+    config_.dispatch.poll_ms = 10;
+    create_topic(brokers_, config_.kafka.topic, 4);
+    create_topic(brokers_, config_.kafka.dlq_topic, 1);
+    auto ep = parse_redis_url(config_.redis.url);
+    ASSERT_TRUE(ep.ok());
+    auto conn = RedisConnection::connect(ep.value(), 2000);
+    ASSERT_TRUE(conn.ok()) << conn.error().message;
+    ASSERT_TRUE(conn.value()->command({"FLUSHDB"}).ok());
+  }
+
+  std::string brokers_;
+  Config config_;
+};
+
+TEST_F(PipelineTest, ThousandEventsWithDuplicatesInvalidAndConflictsGiveExactlyTheExpectedDeliveries) {
+  constexpr int kEvents = 1000;
+  std::vector<OutgoingMessage> first_wave;
+  std::vector<OutgoingMessage> second_wave;
+  std::size_t expected = 0;
+  std::vector<nlohmann::json> events;
+  for (int i = 0; i < kEvents; ++i) {
+    auto e = make_event(i, 1 + i % 3);
+    expected += expected_deliveries(config_, e);
+    first_wave.push_back({config_.kafka.topic, e["case"]["number"], e.dump(), {{"trace", std::to_string(i)}}});
+    events.push_back(std::move(e));
+  }
+  // 100 redeliveries of already published events (same bytes).
+  for (int i = 0; i < 100; ++i) second_wave.push_back(first_wave[static_cast<std::size_t>(i * 7)]);
+  // 5 conflicting: same event_id and case (so same partition, after the original), different content.
+  for (int i = 0; i < 5; ++i) {
+    auto e = events[static_cast<std::size_t>(i * 11)];
+    e["case"]["title"] = "篡改";
+    second_wave.push_back({config_.kafka.topic, e["case"]["number"], e.dump(), {}});
+  }
+  // 20 invalid ones of different kinds.
+  std::map<std::string, int> expected_codes;
+  auto bad = [&](const std::string& code, const std::string& body) {
+    second_wave.push_back({config_.kafka.topic, "bad", body, {}});
+    expected_codes[code]++;
+  };
+  for (int k = 0; k < 3; ++k) {
+    bad("invalid_json", "{\"schema\": \"songda.case-event/v1\", " + std::to_string(k));
+    bad("invalid_utf8", std::string("{\"event_id\": \"x\xC3\x28") + std::to_string(k) + "\"}");
+    bad("too_large", "{\"pad\": \"" + std::string(70 * 1024, 'x') + std::to_string(k) + "\"}");
+    auto t = make_event(5000 + k, 1);
+    t["type"] = "summons.eaten";
+    bad("unknown_type", t.dump());
+    auto n = make_event(6000 + k, 1);
+    n["recipients"] = nlohmann::json::array();
+    bad("no_recipients", n.dump());
+    auto s = make_event(7000 + k, 1);
+    s["document"]["sha256"] = "not-a-hash";
+    bad("schema", s.dump());
+  }
+  for (int k = 0; k < 2; ++k) {
+    auto c = make_event(8000 + k, 1);
+    c["recipients"][0]["consent"] = {{"basis", "provided"}, {"scope", {"payment.due"}}};
+    bad("consent_scope", c.dump());
+  }
+  ASSERT_EQ(second_wave.size(), 125u);
+
+  App app(config_, AppOptions{});
+  app.start();
+  KafkaProducer producer(config_.kafka);
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(producer.produce_all(first_wave).ok());
+  ASSERT_TRUE(producer.produce_all(second_wave).ok());
+  const std::size_t total = first_wave.size() + second_wave.size();
+
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (app.ingest_counters().messages.load() < total && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("[ info ] ingest: %zu messages in %.2f s = %.0f events/s (informational)\n", total, secs, total / secs);
+  ASSERT_EQ(app.ingest_counters().messages.load(), total);
+  EXPECT_EQ(app.ingest_counters().accepted.load(), static_cast<std::uint64_t>(kEvents));
+  EXPECT_EQ(app.ingest_counters().duplicates.load(), 100u);
+  EXPECT_EQ(app.ingest_counters().rejected.load(), 25u);
+  EXPECT_EQ(app.ingest_counters().deliveries.load(), expected);
+
+  // In-app deliveries reach DELIVERED; wait for the queue to drain.
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto n = app.store().queue_length("inapp");
+    if (n.ok() && n.value() == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  app.stop();
+
+  // Count what Redis holds, case by case, and check every delivery once.
+  std::set<std::string> ids;
+  std::size_t delivered_inapp = 0;
+  for (const auto& e : events) {
+    auto list = app.store().case_deliveries("HN-SQ-ZY", e["case"]["number"]);
+    ASSERT_TRUE(list.ok());
+    for (const auto& v : list.value()) {
+      if (v.delivery.event_id != e["event_id"]) continue;
+      ids.insert(v.delivery.id);
+      const auto accepted = std::count_if(v.history.begin(), v.history.end(),
+                                          [](const StatusEntry& s) { return s.status == "ACCEPTED"; });
+      EXPECT_EQ(accepted, 1) << v.delivery.id;
+      if (v.delivery.channel == "inapp") {
+        EXPECT_EQ(v.status, "DELIVERED") << v.delivery.id;
+        ++delivered_inapp;
+      }
+      EXPECT_EQ(v.delivery.text.find("篡改"), std::string::npos) << "a conflicting version leaked into " << v.delivery.id;
+    }
+  }
+  EXPECT_EQ(ids.size(), expected);
+  EXPECT_GT(delivered_inapp, 0u);
+
+  // The DLQ holds each refused message with its reason and source coordinates.
+  auto dlq = read_all(brokers_, config_.kafka.dlq_topic);
+  std::map<std::string, int> codes;
+  for (const auto& m : dlq) {
+    std::map<std::string, std::string> h(m.headers.begin(), m.headers.end());
+    codes[h["songda.error.code"]]++;
+    EXPECT_FALSE(h["songda.error.message"].empty());
+    EXPECT_EQ(h["songda.source.topic"], config_.kafka.topic);
+    EXPECT_FALSE(h["songda.source.offset"].empty());
+  }
+  expected_codes["conflict"] = 5;
+  EXPECT_EQ(codes, expected_codes);
+
+  // Offsets were committed up to the end of every partition.
+  for (const auto& [p, co] : testing::committed_vs_end(brokers_, config_.kafka.group_id, config_.kafka.topic, 4)) {
+    EXPECT_EQ(co.first, co.second) << "partition " << p;
+  }
+}
+
+TEST_F(PipelineTest, InboxReadApiAndCourtScopedAuthorization) {
+  setenv("SONGDA_API_KEYS", "HN-SQ-ZY=key-for-shangqiu-court-0001,HN-ZZ-JS=key-for-jinshui-court-00002", 1);
+  setenv("SONGDA_ADMIN_TOKEN", "operator-token-0123456789", 1);
+  App app(config_, AppOptions{});
+  app.start();
+  KafkaProducer producer(config_.kafka);
+  auto e = make_event(42, 1);
+  ASSERT_TRUE(producer.produce_all({{config_.kafka.topic, e["case"]["number"], e.dump(), {}}}).ok());
+  const std::string id = delivery_id("evt-42", "R0", "inapp");
+  httplib::Client cli("127.0.0.1", app.http().port());
+  const httplib::Headers mine{{"Authorization", "Bearer key-for-shangqiu-court-0001"}};
+  const httplib::Headers other{{"Authorization", "Bearer key-for-jinshui-court-00002"}};
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::string status;
+  while (status != "DELIVERED" && std::chrono::steady_clock::now() < deadline) {
+    auto r = cli.Get("/v1/deliveries/" + id, mine);
+    if (r && r->status == 200) status = nlohmann::json::parse(r->body)["status"];
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(status, "DELIVERED");
+
+  auto no_key = cli.Get("/v1/deliveries/" + id);
+  ASSERT_TRUE(no_key);
+  EXPECT_EQ(no_key->status, 401);
+  EXPECT_EQ(nlohmann::json::parse(no_key->body)["error"]["code"], "unauthenticated");
+  auto foreign = cli.Get("/v1/deliveries/" + id, other);
+  ASSERT_TRUE(foreign);
+  EXPECT_EQ(foreign->status, 403);
+  const std::string case_path = "/v1/cases/" + httplib::detail::encode_query_param(e["case"]["number"].get<std::string>()) + "/deliveries";
+  auto foreign_case = cli.Get(case_path, other);
+  ASSERT_TRUE(foreign_case);
+  EXPECT_EQ(foreign_case->status, 403);
+  auto admin_case = cli.Get(case_path, {{"Authorization", "Bearer operator-token-0123456789"}});
+  ASSERT_TRUE(admin_case);
+  ASSERT_EQ(admin_case->status, 200) << admin_case->body;
+  EXPECT_EQ(nlohmann::json::parse(admin_case->body)["count"], 1);
+
+  auto inbox = cli.Get("/v1/inbox/u-42-0", mine);
+  ASSERT_TRUE(inbox);
+  ASSERT_EQ(inbox->status, 200);
+  auto ij = nlohmann::json::parse(inbox->body);
+  ASSERT_EQ(ij["messages"].size(), 1u);
+  EXPECT_EQ(ij["unread"], 1);
+  EXPECT_NE(ij["messages"][0]["text"].get<std::string>().find("当事人0"), std::string::npos);
+  EXPECT_EQ(nlohmann::json::parse(cli.Get("/v1/inbox/u-42-0", other)->body)["messages"].size(), 0u);
+
+  auto read = cli.Post("/v1/inbox/u-42-0/messages/" + id + "/read", mine, "", "application/json");
+  ASSERT_TRUE(read);
+  EXPECT_EQ(read->status, 200);
+  auto again = cli.Post("/v1/inbox/u-42-0/messages/" + id + "/read", mine, "", "application/json");
+  EXPECT_EQ(again->status, 200);
+  auto wrong_user = cli.Post("/v1/inbox/u-someone/messages/" + id + "/read", mine, "", "application/json");
+  EXPECT_EQ(wrong_user->status, 404);
+
+  auto view = nlohmann::json::parse(cli.Get("/v1/deliveries/" + id, mine)->body);
+  EXPECT_EQ(view["status"], "READ");
+  std::vector<std::string> timeline;
+  for (const auto& h : view["history"]) timeline.push_back(h["status"]);
+  EXPECT_EQ(timeline, (std::vector<std::string>{"ACCEPTED", "DELIVERED", "READ"}));
+  EXPECT_EQ(view["address_masked"].get<std::string>().find("u-42-0"), std::string::npos);
+
+  auto ready = cli.Get("/readyz");
+  EXPECT_EQ(ready->status, 200);
+  auto metrics = cli.Get("/metrics");
+  EXPECT_NE(metrics->body.find("songda_ingest_events_accepted_total 1"), std::string::npos) << metrics->body;
+  app.stop();
+  unsetenv("SONGDA_API_KEYS");
+  unsetenv("SONGDA_ADMIN_TOKEN");
+}
+
+}  // namespace
+}  // namespace songda
