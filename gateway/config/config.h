@@ -46,6 +46,94 @@ struct DispatchConfig {
   int poll_ms = 50;         // idle wait between claims
 };
 
+// ---- Channels and providers (issue: channels). Secrets are never here: each provider
+// names an environment prefix, e.g. credentials_env: SONGDA_ALIYUN reads
+// SONGDA_ALIYUN_ACCESS_KEY_ID and SONGDA_ALIYUN_ACCESS_KEY_SECRET.
+
+struct SmsProviderConfig {
+  std::string name;             // unique, e.g. "aliyun-main"
+  std::string kind;             // aliyun | tencent
+  std::string endpoint;         // base URL: https://dysmsapi.aliyuncs.com, https://sms.tencentcloudapi.com, or the simulator
+  int priority = 1;             // lower = preferred; equal priorities share traffic by weight
+  int weight = 100;
+  std::string sign_name;        // 短信签名, e.g. "商丘中院"
+  std::string region = "cn-hangzhou";   // Aliyun RegionId / Tencent region (ap-guangzhou)
+  std::string sdk_app_id;       // Tencent SmsSdkAppId
+  std::map<std::string, std::string> templates;  // songda template name -> provider template code/id
+  std::string credentials_env;  // prefix of the environment variables holding the keys
+  int concurrency = 4;          // requests in flight to this provider
+  double rate_per_sec = 50;     // token bucket shared by all instances (Redis)
+  int timeout_ms = 5000;
+  int batch_max = 0;            // numbers per request; 0 = the provider's documented maximum
+  int receipt_timeout_s = 600;  // no receipt for this long counts against the provider's health
+  int line = 0;
+  int column = 0;
+};
+
+struct WechatTemplateConfig {
+  std::string template_id;
+  std::map<std::string, std::string> fields;  // WeChat data key -> text with {{placeholders}} (<= 20 chars rendered)
+  std::string page;                           // mini-program page (subscribe messages)
+  int line = 0;
+  int column = 0;
+};
+
+struct WechatConfig {
+  bool enabled = false;
+  std::string kind = "official_account";  // official_account (template message) | mini_program (subscribe message)
+  std::string app_id;
+  std::string endpoint = "https://api.weixin.qq.com";
+  std::string credentials_env = "SONGDA_WECHAT";  // _APP_SECRET, _CALLBACK_TOKEN
+  std::map<std::string, WechatTemplateConfig> templates;  // songda template name -> WeChat template
+  int concurrency = 4;
+  double rate_per_sec = 50;
+  int timeout_ms = 5000;
+};
+
+struct EmailConfig {
+  bool enabled = false;
+  std::string smtp_url = "smtp://127.0.0.1:587";  // smtp://host:port (STARTTLS per `starttls`) or smtps://host:465
+  std::string starttls = "required";  // required | optional | none (none only for loopback test servers)
+  std::string from = "noreply@court.example";
+  std::string from_name = "人民法院电子送达";
+  std::string credentials_env = "SONGDA_SMTP";  // _USER, _PASSWORD (optional)
+  std::string ca_file;                          // extra CA bundle for the SMTP server's certificate
+  int concurrency = 2;
+  double rate_per_sec = 20;
+  int timeout_ms = 15000;
+};
+
+struct SmsConfig {
+  std::vector<SmsProviderConfig> providers;  // empty = SMS disabled
+  int circuit_failures = 5;      // consecutive errors that open a provider's circuit
+  int circuit_open_s = 30;       // how long an open circuit sheds traffic before one trial request
+};
+
+struct ChannelsConfig {
+  SmsConfig sms;
+  WechatConfig wechat;
+  EmailConfig email;
+};
+
+// Non-urgent deliveries due inside quiet hours wait until they end (court's local time).
+struct QuietHoursConfig {
+  bool enabled = false;
+  std::string start = "22:00";
+  std::string end = "08:00";
+  int utc_offset_minutes = 8 * 60;  // China Standard Time
+  std::vector<std::string> channels = {"sms"};  // which channels keep quiet
+};
+
+// Receipt-driven fallback: if `from` has not reached `unless` within `after_s`, send on `to`.
+struct FallbackConfig {
+  std::string from;    // channel
+  std::string to;      // channel
+  std::string unless;  // DELIVERED | READ | ACKNOWLEDGED
+  int after_s = 600;
+  int line = 0;
+  int column = 0;
+};
+
 struct TemplateConfig {
   std::string name;
   std::string title;  // e.g. "{{court_name}}传票"
@@ -61,6 +149,7 @@ struct RouteConfig {
   std::vector<std::string> channels;  // inapp | sms | wechat | email, in order of preference
   std::string template_name;
   bool urgent = false;             // urgent routes never wait for quiet hours
+  std::vector<FallbackConfig> fallback;  // e.g. {from: wechat, to: sms, unless: DELIVERED, after: 10m}
   int line = 0;
   int column = 0;
 };
@@ -70,6 +159,8 @@ struct Config {
   RedisConfig redis;
   HttpConfig http;
   DispatchConfig dispatch;
+  ChannelsConfig channels;
+  QuietHoursConfig quiet_hours;
   std::vector<RouteConfig> routes;
   std::map<std::string, TemplateConfig> templates;
   std::string source;  // the file it came from

@@ -89,6 +89,8 @@ std::string base64_decode(std::string_view text) {
   if (!text.empty() && text.back() == '=') --len;
   if (text.size() > 1 && text[text.size() - 2] == '=') --len;
   out.resize(len);
+  // EVP_DecodeBlock reads '=' inside the text as a zero digit; accept only canonical input.
+  if (base64_encode(out) != text) return {};
   return out;
 }
 
@@ -113,6 +115,7 @@ std::string base64url_decode(std::string_view text) {
       return {};
     }
   }
+  if (s.size() % 4 == 1) return {};
   while (s.size() % 4 != 0) s.push_back('=');
   return base64_decode(s);
 }

@@ -71,8 +71,12 @@ std::string mask_address(std::string_view channel, std::string_view address) {
 }
 
 std::string rfc3339_utc(std::int64_t unix_ms) {
-  const std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
-  const int millis = static_cast<int>(unix_ms % 1000);
+  std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
+  int millis = static_cast<int>(unix_ms % 1000);
+  if (millis < 0) {  // floor, not truncation, for instants before the epoch
+    millis += 1000;
+    --secs;
+  }
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[96];

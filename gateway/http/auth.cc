@@ -1,5 +1,6 @@
 #include "gateway/http/auth.h"
 
+#include <cctype>
 #include <fstream>
 #include <sstream>
 
@@ -15,7 +16,13 @@ std::string trim(const std::string& s) {
 }
 }  // namespace
 
-void ApiKeys::add_key(const std::string& court_id, const std::string& key) { by_digest_[sha256_hex(key)] = court_id; }
+void ApiKeys::add_key(const std::string& court_id, const std::string& key) {
+  if (key.size() < 16) throw StartupError("API key for " + court_id + " is shorter than 16 characters");
+  const auto [it, inserted] = by_digest_.emplace(sha256_hex(key), court_id);
+  if (!inserted && it->second != court_id) {
+    throw StartupError("the same API key is given for courts " + it->second + " and " + court_id);
+  }
+}
 
 void ApiKeys::set_admin_token(const std::string& token) { admin_digest_ = token.empty() ? "" : sha256_hex(token); }
 
@@ -58,8 +65,11 @@ ApiKeys ApiKeys::from_environment(const std::function<const char*(const char*)>&
 }
 
 std::optional<Principal> ApiKeys::authenticate(const std::string& header) const {
-  static const std::string kBearer = "Bearer ";
-  if (header.size() <= kBearer.size() || header.compare(0, kBearer.size(), kBearer) != 0) return std::nullopt;
+  static const std::string kBearer = "bearer ";
+  if (header.size() <= kBearer.size()) return std::nullopt;
+  for (std::size_t i = 0; i < kBearer.size(); ++i) {  // the scheme is case-insensitive (RFC 7235)
+    if (std::tolower(static_cast<unsigned char>(header[i])) != kBearer[i]) return std::nullopt;
+  }
   const std::string digest = sha256_hex(trim(header.substr(kBearer.size())));
   if (!admin_digest_.empty() && constant_time_equal(digest, admin_digest_)) return Principal{"", true};
   // Digests are of secret keys, so a map lookup by digest leaks nothing useful about the key.

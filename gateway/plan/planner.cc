@@ -30,7 +30,10 @@ Result<Plan> plan_event(const CaseEvent& event, const Config& config, const Plan
   bool any_route = false;
   for (const auto& recipient : event.recipients) {
     const RouteConfig* route = find_route(config, event.type, recipient.role);
-    if (route == nullptr) continue;
+    if (route == nullptr) {
+      plan.unreachable.push_back(recipient.id);  // no route for this role: reported, never silently dropped
+      continue;
+    }
     any_route = true;
     const auto tmpl = config.templates.find(route->template_name);
     if (tmpl == config.templates.end()) {

@@ -21,7 +21,7 @@ struct PlanOptions {
 
 struct Plan {
   std::vector<Delivery> deliveries;
-  std::vector<std::string> unreachable;  // recipient ids with no contact on any of the route's channels
+  std::vector<std::string> unreachable;  // recipient ids with no route for their role, or no contact on its channels
 };
 
 // Error codes: no_route (no route for the type), no_reachable_recipient (nobody

@@ -1,0 +1,151 @@
+// Unit tests for gateway/core/text: UTF-8 checks (the ingest gate), masking of
+// personal data in logs and the API, and timestamp formatting.
+#include "gateway/core/text.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <string>
+
+namespace songda {
+namespace {
+
+TEST(Utf8, AcceptsAsciiCjkAndEmoji) {
+  EXPECT_TRUE(is_valid_utf8(""));
+  EXPECT_TRUE(is_valid_utf8("summons.issued"));
+  EXPECT_TRUE(is_valid_utf8("商丘市中级人民法院"));
+  EXPECT_TRUE(is_valid_utf8("(2026)豫14民初123号"));
+  EXPECT_TRUE(is_valid_utf8("\xF0\x9F\x98\x80"));          // U+1F600 emoji
+  EXPECT_TRUE(is_valid_utf8("张三 \xF0\x9F\x93\x84 ok"));  // mixed
+  EXPECT_TRUE(is_valid_utf8(std::string("a\0b", 3)));      // NUL is a valid code point
+}
+
+TEST(Utf8, AcceptsBoundaryCodePoints) {
+  EXPECT_TRUE(is_valid_utf8("\x7F"));              // U+007F
+  EXPECT_TRUE(is_valid_utf8("\xC2\x80"));          // U+0080, smallest 2-byte
+  EXPECT_TRUE(is_valid_utf8("\xE0\xA0\x80"));      // U+0800, smallest 3-byte
+  EXPECT_TRUE(is_valid_utf8("\xED\x9F\xBF"));      // U+D7FF, just below the surrogates
+  EXPECT_TRUE(is_valid_utf8("\xEE\x80\x80"));      // U+E000, just above the surrogates
+  EXPECT_TRUE(is_valid_utf8("\xF0\x90\x80\x80"));  // U+10000, smallest 4-byte
+  EXPECT_TRUE(is_valid_utf8("\xF4\x8F\xBF\xBF"));  // U+10FFFF, the last code point
+}
+
+TEST(Utf8, RejectsLoneContinuationByte) {
+  EXPECT_FALSE(is_valid_utf8("\x80"));
+  EXPECT_FALSE(is_valid_utf8("abc\xBF"));
+  EXPECT_FALSE(is_valid_utf8("\xE5\x95\x86\x86"));  // 商 followed by a stray continuation
+}
+
+TEST(Utf8, RejectsOverlongForms) {
+  EXPECT_FALSE(is_valid_utf8("\xC0\xAF"));  // '/' in 2 bytes
+  EXPECT_FALSE(is_valid_utf8("\xC1\xBF"));
+  EXPECT_FALSE(is_valid_utf8("\xE0\x80\xAF"));      // '/' in 3 bytes
+  EXPECT_FALSE(is_valid_utf8("\xF0\x80\x80\xAF"));  // '/' in 4 bytes
+  EXPECT_FALSE(is_valid_utf8("\xC0\x80"));          // "modified UTF-8" NUL
+}
+
+TEST(Utf8, RejectsSurrogates) {
+  EXPECT_FALSE(is_valid_utf8("\xED\xA0\x80"));              // U+D800
+  EXPECT_FALSE(is_valid_utf8("\xED\xBF\xBF"));              // U+DFFF
+  EXPECT_FALSE(is_valid_utf8("\xED\xA0\xBD\xED\xB8\x80"));  // CESU-8 pair for an emoji
+}
+
+TEST(Utf8, RejectsTruncatedSequences) {
+  EXPECT_FALSE(is_valid_utf8("\xE5\x95"));      // 商 without its last byte
+  EXPECT_FALSE(is_valid_utf8("\xF0\x9F\x98"));  // emoji without its last byte
+  EXPECT_FALSE(is_valid_utf8("\xC2"));
+  EXPECT_FALSE(
+      is_valid_utf8("\xE5\x95"
+                    "a"));  // interrupted by ASCII
+}
+
+TEST(Utf8, RejectsBeyondU10FFFFAndInvalidLeadBytes) {
+  EXPECT_FALSE(is_valid_utf8("\xF4\x90\x80\x80"));  // U+110000
+  EXPECT_FALSE(is_valid_utf8("\xF7\xBF\xBF\xBF"));  // U+1FFFFF
+  EXPECT_FALSE(is_valid_utf8("\xF8\x88\x80\x80\x80"));
+  EXPECT_FALSE(is_valid_utf8("\xFE"));
+  EXPECT_FALSE(is_valid_utf8("\xFF"));
+}
+
+TEST(Utf8Length, CountsCodePoints) {
+  EXPECT_EQ(utf8_length(""), 0u);
+  EXPECT_EQ(utf8_length("abc"), 3u);
+  EXPECT_EQ(utf8_length("商丘市"), 3u);
+  EXPECT_EQ(utf8_length("\xF0\x9F\x98\x80"
+                        "a"),
+            2u);
+  EXPECT_EQ(utf8_length("(2026)豫14民初123号"), 15u);
+}
+
+TEST(MaskPhone, KeepsPrefixAndLastFour) {
+  EXPECT_EQ(mask_phone("+8613800000000"), "+86138****0000");
+  EXPECT_EQ(mask_phone("13800001234"), "138****1234");
+}
+
+TEST(MaskPhone, ShortNumbersAreFullyHidden) {
+  EXPECT_EQ(mask_phone(""), "");
+  EXPECT_EQ(mask_phone("12345"), "*****");
+  EXPECT_EQ(mask_phone("123456"), "******");
+  EXPECT_EQ(mask_phone("1234567"), "*******");  // was returned unmasked (size_t underflow)
+  EXPECT_EQ(mask_phone("12345678"), "****5678");
+}
+
+// The schema accepts mobiles of 5 to 20 digits; none may come out of the mask readable.
+TEST(MaskPhone, NeverRevealsTheWholeNumber) {
+  const std::string digits = "98765432109876543210";
+  for (std::size_t n = 5; n <= digits.size(); ++n) {
+    const std::string phone = digits.substr(0, n);
+    const std::string masked = mask_phone(phone);
+    EXPECT_EQ(masked.size(), phone.size()) << phone;
+    EXPECT_GE(std::count(masked.begin(), masked.end(), '*'), 4) << phone << " -> " << masked;
+    if (n >= 8) {
+      EXPECT_EQ(masked.substr(n - 4), phone.substr(n - 4)) << phone;  // last four stay readable for the clerk
+    }
+  }
+}
+
+TEST(MaskEmail, KeepsFirstLetterAndDomain) {
+  EXPECT_EQ(mask_email("zhang.san@court.cn"), "z***@court.cn");
+  EXPECT_EQ(mask_email("a@b.cn"), "a***@b.cn");
+}
+
+TEST(MaskEmail, MalformedIsFullyHidden) {
+  EXPECT_EQ(mask_email("no-at-sign"), "***");
+  EXPECT_EQ(mask_email("@court.cn"), "***");
+  EXPECT_EQ(mask_email(""), "***");
+}
+
+TEST(MaskAddress, ChoosesTheMaskByChannel) {
+  EXPECT_EQ(mask_address("sms", "+8613800000000"), "+86138****0000");
+  EXPECT_EQ(mask_address("email", "zhang.san@court.cn"), "z***@court.cn");
+  EXPECT_EQ(mask_address("wechat", "oAbc1234567890xyz"), "oAbc***");  // openid keeps 4 characters
+  EXPECT_EQ(mask_address("inapp", "u-zhangsan"), "u-zh***");
+  EXPECT_EQ(mask_address("wechat", "oAbc"), "***");
+  EXPECT_EQ(mask_address("inapp", "u1"), "***");
+}
+
+TEST(Rfc3339Utc, FormatsKnownInstants) {
+  EXPECT_EQ(rfc3339_utc(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(rfc3339_utc(1795827600123), "2026-11-28T01:00:00.123Z");  // 09:00:00.123 in Beijing
+  EXPECT_EQ(rfc3339_utc(951868799999), "2000-02-29T23:59:59.999Z");
+  EXPECT_EQ(rfc3339_utc(951868800000), "2000-03-01T00:00:00.000Z");
+}
+
+// Milliseconds before the epoch must still give a valid RFC 3339 time; today
+// the millisecond part comes out negative ("...00:00:00.-01Z").
+TEST(Rfc3339Utc, InstantsBeforeTheEpoch) {
+  EXPECT_EQ(rfc3339_utc(-1), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(rfc3339_utc(-1000), "1969-12-31T23:59:59.000Z");
+}
+
+TEST(NowUnixMs, IsAfter2024) { EXPECT_GT(now_unix_ms(), 1704067200000); }
+
+TEST(ResourcePath, FindsTheShippedSchema) {
+  const std::string path = resource_path("schemas/case-event.v1.schema.json");
+  EXPECT_NE(path.find("schemas/case-event.v1.schema.json"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(path)) << path;
+}
+
+}  // namespace
+}  // namespace songda
