@@ -116,6 +116,9 @@ nlohmann::json to_json(const Delivery& d) {
                       {"urgent", d.urgent},
                       {"params", d.params}};
   if (d.document) j["document"] = document_to_json(*d.document);
+  if (!d.hold_from.empty()) {
+    j["hold"] = {{"from", d.hold_from}, {"unless", d.hold_unless}, {"after_s", d.hold_after_s}};
+  }
   return j;
 }
 
@@ -142,6 +145,11 @@ Result<Delivery> delivery_from_json(const nlohmann::json& j) {
     for (const auto& [k, v] : p->items()) d.params[k] = scalar_text(v);
   }
   if (const auto doc = j.find("document"); doc != j.end() && doc->is_object()) d.document = document_from_json(*doc);
+  if (const auto h = j.find("hold"); h != j.end() && h->is_object()) {
+    d.hold_from = str(*h, "from");
+    d.hold_unless = str(*h, "unless");
+    if (const auto a = h->find("after_s"); a != h->end() && a->is_number_integer()) d.hold_after_s = a->get<int>();
+  }
   if (d.id.empty()) return Error::permanent("corrupt_record", "delivery record has no id");
   return d;
 }

@@ -90,6 +90,12 @@ struct Delivery {
   std::optional<Document> document;
   bool urgent = false;
   std::map<std::string, std::string> params;  // the template params used (provider templates need them)
+  // Receipt-driven fallback: when hold_from is set, this delivery is not sent at once. It waits until the
+  // delivery hold_from has failed to reach hold_unless (DELIVERED, READ or ACKNOWLEDGED) within hold_after_s,
+  // or failed for good; if hold_from gets there in time, this one is CANCELLED.
+  std::string hold_from;
+  std::string hold_unless;
+  int hold_after_s = 0;
 };
 
 nlohmann::json to_json(const Delivery& d);

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "gateway/core/text.h"
+#include "gateway/dispatch/quiet_hours.h"
 
 namespace songda {
 
@@ -22,7 +23,8 @@ Dispatcher::Dispatcher(DeliveryStore& store, DispatchConfig config, RetryPolicy 
 
 Result<int> Dispatcher::run_once(Channel& channel, std::int64_t now_ms) {
   const std::string ch(channel.name());
-  auto claimed = store_.claim_due(ch, now_ms, config_.lease_ms, config_.batch);
+  const auto rate = rates_.find(ch);
+  auto claimed = store_.claim_due(ch, now_ms, config_.lease_ms, config_.batch, rate == rates_.end() ? 0 : rate->second);
   if (!claimed.ok()) return claimed.error();
   if (claimed->empty()) return 0;
 
@@ -55,6 +57,7 @@ Result<int> Dispatcher::run_once(Channel& channel, std::int64_t now_ms) {
       case SendOutcome::Kind::kAccepted:
         c.status = "SENT";
         c.detail = o.provider + " accepted " + o.provider_message_id;
+        if (receipt_key_) c.receipt_key = receipt_key_(o);
         counters_.sent.fetch_add(1);
         break;
       case SendOutcome::Kind::kRetryable:
@@ -63,7 +66,7 @@ Result<int> Dispatcher::run_once(Channel& channel, std::int64_t now_ms) {
           c.detail = "gave up after " + std::to_string(attempts) + " attempts; last: " + o.code + " " + o.message;
           counters_.failed.fetch_add(1);
         } else {
-          c.retry_at_ms = done_ms + retry_.delay_ms(attempts, rng);
+          c.retry_at_ms = quiet_hours_release(quiet_, ch, d.urgent, done_ms + retry_.delay_ms(attempts, rng));
           c.detail = "attempt " + std::to_string(attempts) + ": " + o.code + " " + o.message;
           counters_.retried.fetch_add(1);
         }

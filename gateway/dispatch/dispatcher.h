@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -47,6 +48,12 @@ class Dispatcher {
  public:
   Dispatcher(DeliveryStore& store, DispatchConfig config, RetryPolicy retry, DispatchCounters& counters);
   void set_evidence(OutcomeEvidenceMaker maker) { evidence_ = std::move(maker); }
+  // Messages per second for a channel, shared by every instance (a Redis token bucket); 0 = unlimited.
+  void set_channel_rate(const std::string& channel, double rate_per_sec) { rates_[channel] = rate_per_sec; }
+  // Retries of non-urgent deliveries on quiet channels wait for the quiet window to end.
+  void set_quiet_hours(QuietHoursConfig q) { quiet_ = std::move(q); }
+  // How a provider's receipt will name a sent delivery (e.g. "aliyun:<BizId>:<phone>"); "" = no receipt expected.
+  void set_receipt_key(std::function<std::string(const SendOutcome&)> fn) { receipt_key_ = std::move(fn); }
 
   // One claim -> send -> complete cycle. Returns how many deliveries it handled.
   Result<int> run_once(Channel& channel, std::int64_t now_ms);
@@ -60,6 +67,9 @@ class Dispatcher {
   RetryPolicy retry_;
   DispatchCounters& counters_;
   OutcomeEvidenceMaker evidence_;
+  std::map<std::string, double> rates_;
+  QuietHoursConfig quiet_;
+  std::function<std::string(const SendOutcome&)> receipt_key_;
 };
 
 }  // namespace songda

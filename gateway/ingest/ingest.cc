@@ -37,7 +37,7 @@ void IngestPipeline::set_evidence(EvidenceMaker accepted, RejectionEvidenceMaker
   rejected_evidence_ = std::move(rejected);
 }
 
-void IngestPipeline::set_due_policy(std::function<std::int64_t(const CaseEvent&, std::int64_t)> policy) {
+void IngestPipeline::set_due_policy(std::function<std::int64_t(const Delivery&, std::int64_t)> policy) {
   due_policy_ = std::move(policy);
 }
 
@@ -72,9 +72,10 @@ Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int6
     rec.digest = event->digest;
     rec.court_id = event->court_id;
     rec.case_number = event->case_number;
-    rec.due_ms = due_policy_ ? due_policy_(event.value(), now_ms) : now_ms;
     if (accepted_evidence_) rec.evidence = accepted_evidence_(event.value(), plan.value(), now_ms);
     rec.deliveries = std::move(plan->deliveries);
+    rec.due_ms.reserve(rec.deliveries.size());
+    for (const auto& d : rec.deliveries) rec.due_ms.push_back(due_policy_ ? due_policy_(d, now_ms) : now_ms);
     to_record.push_back(std::move(rec));
     recorded_from.push_back(&m);
   }

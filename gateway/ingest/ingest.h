@@ -65,8 +65,8 @@ class IngestPipeline {
                  PlanOptions plan_options, IngestCounters& counters);
 
   void set_evidence(EvidenceMaker accepted, RejectionEvidenceMaker rejected);
-  // Decides when dispatch of an event's deliveries may start (quiet hours); default: now.
-  void set_due_policy(std::function<std::int64_t(const CaseEvent&, std::int64_t now_ms)> policy);
+  // Decides when dispatch of a delivery may start (quiet hours); default: now.
+  void set_due_policy(std::function<std::int64_t(const Delivery&, std::int64_t now_ms)> policy);
 
   Status process(const std::vector<KafkaMessage>& batch, std::int64_t now_ms);
 
@@ -79,7 +79,7 @@ class IngestPipeline {
   IngestCounters& counters_;
   EvidenceMaker accepted_evidence_;
   RejectionEvidenceMaker rejected_evidence_;
-  std::function<std::int64_t(const CaseEvent&, std::int64_t)> due_policy_;
+  std::function<std::int64_t(const Delivery&, std::int64_t)> due_policy_;
 };
 
 // Polls, processes and stores offsets until `stop` is set, then commits and returns.

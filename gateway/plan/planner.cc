@@ -82,6 +82,20 @@ Result<Plan> plan_event(const CaseEvent& event, const Config& config, const Plan
       plan.deliveries.push_back(std::move(d));
     }
     if (!reached) plan.unreachable.push_back(recipient.id);
+    // Receipt-driven fallback: a `to` delivery waits on its `from` delivery of the same recipient.
+    for (const auto& fb : route->fallback) {
+      const std::string from_id = delivery_id(event.event_id, recipient.id, fb.from);
+      const std::string to_id = delivery_id(event.event_id, recipient.id, fb.to);
+      const bool has_from = std::any_of(plan.deliveries.begin(), plan.deliveries.end(),
+                                        [&](const Delivery& x) { return x.id == from_id; });
+      for (auto& d : plan.deliveries) {
+        if (d.id == to_id && has_from && d.hold_from.empty()) {
+          d.hold_from = from_id;
+          d.hold_unless = fb.unless;
+          d.hold_after_s = fb.after_s;
+        }
+      }
+    }
   }
   if (!any_route) return Error::permanent("no_route", "no route is configured for event type " + event.type);
   if (plan.deliveries.empty()) {

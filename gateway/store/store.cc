@@ -10,10 +10,10 @@ local function advance(dk, status, now, detail, extra)
   local cur = redis.call('HGET', dk, 'status')
   if not cur then return false end
   if cur == status then return false end
-  if status == 'FAILED' then
-    if cur ~= 'ACCEPTED' and cur ~= 'SENT' then return false end
+  if status == 'FAILED' or status == 'CANCELLED' then
+    if cur ~= 'ACCEPTED' and (cur ~= 'SENT' or status == 'CANCELLED') then return false end
   else
-    if cur == 'FAILED' or RANK[cur] == nil or RANK[status] == nil or RANK[status] < RANK[cur] then return false end
+    if cur == 'FAILED' or cur == 'CANCELLED' or RANK[cur] == nil or RANK[status] == nil or RANK[status] < RANK[cur] then return false end
   end
   redis.call('HSET', dk, 'status', status, 'updated_at', now)
   if extra then for k, v in pairs(extra) do if v ~= '' then redis.call('HSET', dk, k, v) end end end
@@ -49,7 +49,16 @@ for i, e in ipairs(events) do
                    'created_at', now, 'updated_at', now, 'attempts', 0)
         redis.call('RPUSH', dk .. ':hist', cjson.encode({status='ACCEPTED', at=now, detail=''}))
         redis.call('ZADD', e.case_key, now, d.id)
-        redis.call('ZADD', 'sd:q:' .. d.channel, e.due, d.id)
+        if d.hold_from ~= '' then
+          -- a fallback: waits on its timer; the delivery it backs up knows it, to wake it on failure
+          redis.call('HSET', dk, 'hold_from', d.hold_from, 'hold_unless', d.hold_unless)
+          redis.call('SADD', 'sd:dlv:{' .. d.hold_from .. '}:backups', d.id)
+          redis.call('ZADD', 'sd:timers', now + d.hold_after_s * 1000, d.id)
+          redis.call('RPUSH', dk .. ':hist', cjson.encode({status='HELD', at=now,
+            detail='sent only if ' .. d.hold_from .. ' is not ' .. d.hold_unless .. ' within ' .. d.hold_after_s .. ' s'}))
+        else
+          redis.call('ZADD', 'sd:q:' .. d.channel, d.due, d.id)
+        end
       end
       ids[#ids + 1] = d.id
     end
@@ -67,7 +76,24 @@ return out
 const LuaScript& claim_script() {
   static const LuaScript s(R"LUA(
 local now = tonumber(ARGV[1])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+local limit = tonumber(ARGV[3])
+local rate = tonumber(ARGV[4])
+if rate > 0 then
+  -- token bucket shared by every instance; Redis' own clock, so instances' clocks do not matter
+  local t = redis.call('TIME')
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local burst = math.max(1, rate)
+  local b = redis.call('HMGET', KEYS[2], 'tokens', 'ts')
+  local tokens = tonumber(b[1]) or burst
+  local ts = tonumber(b[2]) or ms
+  tokens = math.min(burst, tokens + math.max(0, ms - ts) * rate / 1000)
+  local due = redis.call('ZCOUNT', KEYS[1], '-inf', now)
+  limit = math.min(limit, math.floor(tokens), due)
+  redis.call('HSET', KEYS[2], 'tokens', tokens - limit, 'ts', ms)
+  redis.call('PEXPIRE', KEYS[2], 60000)
+  if limit <= 0 then return {} end
+end
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 local out = {}
 for _, id in ipairs(ids) do
   local dk = 'sd:dlv:{' .. id .. '}'
@@ -97,10 +123,19 @@ for _, c in ipairs(list) do
     redis.call('ZREM', q, c.id)
     if advance(dk, c.status, c.at, c.detail, {provider=c.provider, provider_message_id=c.pmid}) then
       changed = changed + 1
+      if c.status == 'SENT' and c.provider ~= '' then redis.call('ZADD', 'sd:sent:' .. c.provider, now, c.id) end
+      if c.status == 'FAILED' then
+        for _, b in ipairs(redis.call('SMEMBERS', dk .. ':backups')) do
+          redis.call('ZADD', 'sd:timers', 'XX', now, b)
+        end
+      end
+      append_evidence(c.evidence)
+      if (c.status == 'DELIVERED' or c.status == 'FAILED') and c.provider ~= '' then
+        redis.call('ZREM', 'sd:sent:' .. c.provider, c.id)
+      end
     end
-    if c.pmid ~= '' then redis.call('SET', 'sd:pmid:{' .. c.provider .. ':' .. c.pmid .. '}', c.id) end
+    if c.rkey ~= '' then redis.call('SET', 'sd:rcpt:{' .. c.rkey .. '}', c.id .. '|' .. c.provider) end
   end
-  append_evidence(c.evidence)
 end
 return changed
 )LUA");
@@ -120,6 +155,33 @@ local enc = cjson.encode(msg)
 redis.call('HSET', mk, ARGV[2], enc)
 advance('sd:dlv:{' .. ARGV[2] .. '}', 'READ', now, 'inbox message opened', nil)
 return {'read', enc}
+)LUA");
+  return s;
+}
+
+const LuaScript& timers_script() {
+  static const LuaScript s(std::string(kLuaRank) + R"LUA(
+local now = tonumber(ARGV[1])
+local ids = redis.call('ZRANGEBYSCORE', 'sd:timers', '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for _, id in ipairs(ids) do
+  redis.call('ZREM', 'sd:timers', id)
+  local dk = 'sd:dlv:{' .. id .. '}'
+  local h = redis.call('HMGET', dk, 'hold_from', 'hold_unless', 'channel', 'status')
+  if h[4] == 'ACCEPTED' and h[1] then
+    local fs = redis.call('HGET', 'sd:dlv:{' .. h[1] .. '}', 'status') or 'MISSING'
+    if RANK[fs] ~= nil and RANK[h[2]] ~= nil and RANK[fs] >= RANK[h[2]] then
+      advance(dk, 'CANCELLED', now, h[1] .. ' reached ' .. fs .. ' in time; fallback not needed', nil)
+      out[#out + 1] = {id, 'cancelled', h[1], fs}
+    else
+      redis.call('ZADD', 'sd:q:' .. h[3], now, id)
+      redis.call('RPUSH', dk .. ':hist', cjson.encode({status='FALLBACK', at=now,
+        detail=h[1] .. ' is ' .. fs .. ', not ' .. h[2] .. ' in time: sending on ' .. h[3]}))
+      out[#out + 1] = {id, 'released', h[1], fs}
+    end
+  end
+end
+return out
 )LUA");
   return s;
 }
@@ -196,13 +258,22 @@ Result<std::vector<RecordOutcome>> DeliveryStore::record_batch(const std::vector
   nlohmann::json arr = nlohmann::json::array();
   for (const auto& e : events) {
     nlohmann::json ds = nlohmann::json::array();
-    for (const auto& d : e.deliveries) ds.push_back({{"id", d.id}, {"channel", d.channel}, {"record", to_json(d).dump()}});
+    for (std::size_t i = 0; i < e.deliveries.size(); ++i) {
+      const Delivery& d = e.deliveries[i];
+      const std::int64_t due = i < e.due_ms.size() && e.due_ms[i] > 0 ? e.due_ms[i] : now_ms;
+      ds.push_back({{"id", d.id},
+                    {"channel", d.channel},
+                    {"due", due},
+                    {"hold_from", d.hold_from},
+                    {"hold_unless", d.hold_unless},
+                    {"hold_after_s", d.hold_after_s},
+                    {"record", to_json(d).dump()}});
+    }
     arr.push_back({{"id", e.event_id},
                    {"digest", e.digest},
                    {"court", e.court_id},
                    {"case_number", e.case_number},
                    {"case_key", case_key(e.court_id, e.case_number)},
-                   {"due", e.due_ms > 0 ? e.due_ms : now_ms},
                    {"deliveries", ds},
                    {"evidence", evidence_json(e.evidence)}});
   }
@@ -219,9 +290,10 @@ Result<std::vector<RecordOutcome>> DeliveryStore::record_batch(const std::vector
 }
 
 Result<std::vector<ClaimedDelivery>> DeliveryStore::claim_due(const std::string& channel, std::int64_t now_ms,
-                                                              int lease_ms, int limit) {
-  auto r = pool_.eval(claim_script(), {"sd:q:" + channel},
-                      {std::to_string(now_ms), std::to_string(lease_ms), std::to_string(limit)});
+                                                              int lease_ms, int limit, double rate_per_sec) {
+  auto r = pool_.eval(claim_script(), {"sd:q:" + channel, "sd:rate:" + channel},
+                      {std::to_string(now_ms), std::to_string(lease_ms), std::to_string(limit),
+                       std::to_string(rate_per_sec)});
   if (!r.ok()) return r.error();
   std::vector<ClaimedDelivery> out;
   for (const auto& row : r->elements) {
@@ -245,6 +317,7 @@ Status DeliveryStore::complete_batch(const std::vector<Completion>& completions,
                    {"retry_at", c.retry_at_ms},
                    {"provider", c.provider},
                    {"pmid", c.provider_message_id},
+                   {"rkey", c.receipt_key},
                    {"at", c.event_time_ms > 0 ? c.event_time_ms : now_ms},
                    {"evidence", evidence_json(c.evidence)}});
   }
@@ -345,6 +418,44 @@ Result<std::vector<std::string>> DeliveryStore::courts_of_case(const std::string
   std::vector<std::string> out;
   for (const auto& e : r->elements) out.push_back(e.str);
   return out;
+}
+
+Result<std::vector<TimerOutcome>> DeliveryStore::fire_due_timers(std::int64_t now_ms, int limit) {
+  auto r = pool_.eval(timers_script(), {}, {std::to_string(now_ms), std::to_string(limit)});
+  if (!r.ok()) return r.error();
+  std::vector<TimerOutcome> out;
+  for (const auto& row : r->elements) {
+    if (row.elements.size() != 4) return unexpected("fire_due_timers");
+    out.push_back(TimerOutcome{row.elements[0].str, row.elements[1].str == "released", row.elements[2].str,
+                               row.elements[3].str});
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> DeliveryStore::lookup_receipt_keys(const std::vector<std::string>& keys) {
+  std::vector<std::string> out;
+  if (keys.empty()) return out;
+  std::vector<std::string> cmd{"MGET"};
+  for (const auto& k : keys) cmd.push_back("sd:rcpt:{" + k + "}");
+  auto r = pool_.command(cmd);
+  if (!r.ok()) return r.error();
+  for (const auto& e : r->elements) out.push_back(e.type == RedisReply::Type::kString ? e.str : "");
+  return out;
+}
+
+Result<long long> DeliveryStore::sent_without_receipt(const std::string& provider, std::int64_t older_than_ms) {
+  auto r = pool_.command({"ZCOUNT", "sd:sent:" + provider, "-inf", std::to_string(older_than_ms)});
+  if (!r.ok()) return r.error();
+  return r->integer;
+}
+
+Status DeliveryStore::append_evidence(const std::vector<EvidenceLeaf>& leaves) {
+  if (leaves.empty()) return ok_status();
+  // Appended with one script call so the leaf and its hash share an index.
+  static const LuaScript s(std::string(kLuaRank) + "append_evidence(cjson.decode(ARGV[1])) return 1");
+  auto r = pool_.eval(s, {}, {evidence_json(leaves).dump()});
+  if (!r.ok()) return r.error();
+  return ok_status();
 }
 
 Result<long long> DeliveryStore::queue_length(const std::string& channel) {

@@ -45,8 +45,8 @@ struct EventToRecord {
   std::string court_id;
   std::string case_number;
   std::vector<Delivery> deliveries;
+  std::vector<std::int64_t> due_ms;  // per delivery: when dispatch may start (quiet hours push it later); 0 = now
   std::vector<EvidenceLeaf> evidence;
-  std::int64_t due_ms = 0;  // when dispatch may start (quiet hours push it later)
 };
 
 enum class RecordOutcome { kNew, kDuplicate, kConflict };
@@ -65,8 +65,16 @@ struct Completion {
   std::int64_t retry_at_ms = 0;  // > 0: keep queued and try again then
   std::string provider;
   std::string provider_message_id;
+  std::string receipt_key;  // how the provider's receipt will name it: "aliyun:<BizId>:<phone>", "tencent:<sid>", "wechat:<MsgID>"
   std::int64_t event_time_ms = 0;  // provider's time where known, else now
   std::vector<EvidenceLeaf> evidence;
+};
+
+struct TimerOutcome {
+  std::string delivery_id;  // the held (fallback) delivery
+  bool released = false;    // true: sent now; false: cancelled
+  std::string from_id;
+  std::string from_status;
 };
 
 struct StatusEntry {
@@ -99,9 +107,23 @@ class DeliveryStore {
   // One round trip for the whole batch. Returns one outcome per event, in order.
   Result<std::vector<RecordOutcome>> record_batch(const std::vector<EventToRecord>& events, std::int64_t now_ms);
 
-  // Leases up to `limit` due deliveries of one channel for `lease_ms`.
+  // Leases up to `limit` due deliveries of one channel for `lease_ms`. With rate_per_sec > 0, a token
+  // bucket shared by all instances (sd:rate:<channel>) caps how many it hands out.
   Result<std::vector<ClaimedDelivery>> claim_due(const std::string& channel, std::int64_t now_ms, int lease_ms,
-                                                 int limit);
+                                                 int limit, double rate_per_sec = 0);
+
+  // Fires due fallback timers, each exactly once across instances: the held delivery is either
+  // released to its queue (its `from` did not get there in time) or CANCELLED (it did).
+  Result<std::vector<TimerOutcome>> fire_due_timers(std::int64_t now_ms, int limit);
+
+  // "delivery_id|provider" for receipt keys ("" where unknown), in order.
+  Result<std::vector<std::string>> lookup_receipt_keys(const std::vector<std::string>& keys);
+
+  // Deliveries a provider accepted before older_than_ms that still have no receipt.
+  Result<long long> sent_without_receipt(const std::string& provider, std::int64_t older_than_ms);
+
+  // Appends evidence leaves on their own (e.g. FALLBACK records after a timer fired).
+  Status append_evidence(const std::vector<EvidenceLeaf>& leaves);
 
   // Applies outcomes (status, retry schedule, evidence) in one round trip.
   Status complete_batch(const std::vector<Completion>& completions, std::int64_t now_ms);

@@ -1,0 +1,36 @@
+// Fallback timers: every instance runs this loop; each due timer fires exactly
+// once across all of them (the Redis script removes it as it acts). A released
+// fallback goes to its channel's queue; a cancelled one is recorded as such.
+//
+// Thread-safety: run() on one thread per process.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "gateway/store/store.h"
+
+namespace songda {
+
+using FallbackEvidenceMaker = std::function<std::vector<EvidenceLeaf>(const TimerOutcome&, std::int64_t now_ms)>;
+
+class FallbackTimers {
+ public:
+  explicit FallbackTimers(DeliveryStore& store) : store_(store) {}
+  void set_evidence(FallbackEvidenceMaker maker) { evidence_ = std::move(maker); }
+  // Fires what is due now; returns how many fired.
+  Result<int> run_once(std::int64_t now_ms);
+  void run(const std::atomic<bool>& stop, int poll_ms);
+  [[nodiscard]] std::uint64_t released() const { return released_.load(); }
+  [[nodiscard]] std::uint64_t cancelled() const { return cancelled_.load(); }
+
+ private:
+  DeliveryStore& store_;
+  FallbackEvidenceMaker evidence_;
+  std::atomic<std::uint64_t> released_{0};
+  std::atomic<std::uint64_t> cancelled_{0};
+};
+
+}  // namespace songda

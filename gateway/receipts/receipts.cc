@@ -1,0 +1,164 @@
+#include "gateway/receipts/receipts.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include "channels/sms/aliyun_protocol.h"
+#include "channels/sms/tencent_protocol.h"
+#include "channels/wechat/wechat_protocol.h"
+#include "gateway/core/crypto.h"
+#include "gateway/core/text.h"
+
+namespace songda {
+
+Result<int> ReceiptProcessor::apply(const std::vector<ReceiptUpdate>& updates, std::int64_t now_ms) {
+  counters_.received.fetch_add(updates.size());
+  std::vector<std::string> keys;
+  keys.reserve(updates.size());
+  for (const auto& u : updates) keys.push_back(u.key);
+  auto found = store_.lookup_receipt_keys(keys);
+  if (!found.ok()) return found.error();
+  std::vector<Completion> completions;
+  int unknown = 0;
+  for (std::size_t i = 0; i < updates.size(); ++i) {
+    const auto& u = updates[i];
+    const std::string& v = found.value()[i];
+    const auto bar = v.find('|');
+    if (v.empty() || bar == std::string::npos) {
+      ++unknown;
+      continue;
+    }
+    Completion c;
+    c.id = v.substr(0, bar);
+    c.provider = v.substr(bar + 1);
+    c.channel = u.channel;
+    c.status = u.delivered ? "DELIVERED" : "FAILED";
+    c.detail = "receipt: " + u.reason;
+    c.event_time_ms = u.provider_time_ms > 0 ? u.provider_time_ms : now_ms;
+    if (evidence_) c.evidence = evidence_(c.id, u, now_ms);
+    completions.push_back(std::move(c));
+  }
+  if (auto s = store_.complete_batch(completions, now_ms); !s.ok()) return s.error();
+  counters_.applied.fetch_add(completions.size());
+  counters_.unknown.fetch_add(static_cast<std::uint64_t>(unknown));
+  return unknown;
+}
+
+namespace {
+
+bool sms_key_ok(const httplib::Request& req, const CallbackSecrets& s) {
+  return !s.sms_key.empty() && req.has_param("key") && constant_time_equal(req.get_param_value("key"), s.sms_key);
+}
+
+// Applies and answers: provider's ack on success, 503 when something must be pushed again.
+void finish(httplib::Response& res, ReceiptProcessor& p, const std::vector<ReceiptUpdate>& updates,
+            const std::string& ack, const std::string& content_type) {
+  auto r = p.apply(updates, now_unix_ms());
+  if (!r.ok()) {
+    spdlog::error("receipts: {} ({}); asking the provider to push again", r.error().message, r.error().code);
+    return send_error(res, 503, r.error().code, "temporarily unavailable; push again");
+  }
+  if (r.value() > 0) {
+    spdlog::warn("receipts: {} of {} name no known delivery yet; asking the provider to push again", r.value(),
+                 updates.size());
+    return send_error(res, 503, "unknown_delivery", "not yet known; push again");
+  }
+  res.status = 200;
+  res.set_content(ack, content_type);
+}
+
+}  // namespace
+
+void register_callbacks(ApiServer& server, ReceiptProcessor& p, ReceiptCounters& counters, CallbackSecrets secrets) {
+  auto& s = server.raw();
+  s.Post("/callbacks/aliyun/sms-report", [&p, &counters, secrets](const httplib::Request& req, httplib::Response& res) {
+    if (!sms_key_ok(req, secrets)) {
+      counters.forged.fetch_add(1);
+      spdlog::warn("callback refused: aliyun sms-report from {} without a valid key", req.remote_addr);
+      return send_error(res, 401, "unauthenticated", "callback key missing or wrong");
+    }
+    auto batch = sms::aliyun::parse_sms_report(req.body);
+    if (!batch.ok()) return send_error(res, 400, batch.error().code, batch.error().message);
+    std::vector<ReceiptUpdate> updates;
+    for (const auto& r : batch->reports) {
+      ReceiptUpdate u;
+      u.key = "aliyun:" + r.biz_id + ":" + r.phone_number;
+      u.channel = kChannelSms;
+      u.delivered = r.success;
+      u.reason = r.err_code + (r.err_msg.empty() ? "" : " " + r.err_msg);
+      u.provider_time_ms = r.report_time_ms;
+      u.raw = nlohmann::json{{"phone_number", r.phone_number}, {"send_time", r.send_time},
+                             {"report_time", r.report_time}, {"success", r.success}, {"err_code", r.err_code},
+                             {"err_msg", r.err_msg}, {"sms_size", std::to_string(r.sms_size)},
+                             {"biz_id", r.biz_id}, {"out_id", r.out_id}}
+                  .dump();
+      updates.push_back(std::move(u));
+    }
+    for (const auto& bad : batch->rejected) spdlog::warn("aliyun receipt element refused: {}", bad);
+    finish(res, p, updates, sms::aliyun::sms_report_ack(), "application/json; charset=utf-8");
+  });
+
+  s.Post("/callbacks/tencent/sms-status", [&p, &counters, secrets](const httplib::Request& req, httplib::Response& res) {
+    if (!sms_key_ok(req, secrets)) {
+      counters.forged.fetch_add(1);
+      spdlog::warn("callback refused: tencent sms-status from {} without a valid key", req.remote_addr);
+      return send_error(res, 401, "unauthenticated", "callback key missing or wrong");
+    }
+    auto batch = sms::tencent::parse_status_callback(req.body);
+    if (!batch.ok()) return send_error(res, 400, batch.error().code, batch.error().message);
+    std::vector<ReceiptUpdate> updates;
+    for (const auto& r : batch->reports) {
+      ReceiptUpdate u;
+      u.key = "tencent:" + r.sid;
+      u.channel = kChannelSms;
+      u.delivered = r.success;
+      u.reason = r.report_status + " " + r.errmsg + (r.description.empty() ? "" : " " + r.description);
+      u.provider_time_ms = r.receive_time_ms;
+      u.raw = nlohmann::json{{"user_receive_time", r.user_receive_time}, {"nationcode", r.nationcode},
+                             {"mobile", r.mobile}, {"report_status", r.report_status}, {"errmsg", r.errmsg},
+                             {"description", r.description}, {"sid", r.sid}}
+                  .dump();
+      updates.push_back(std::move(u));
+    }
+    finish(res, p, updates, sms::tencent::status_callback_ack(), "application/json; charset=utf-8");
+  });
+
+  s.Get("/callbacks/wechat", [&counters, secrets](const httplib::Request& req, httplib::Response& res) {
+    auto echo = wechat::echo_check(secrets.wechat_token, req.get_param_value("signature"),
+                                   req.get_param_value("timestamp"), req.get_param_value("nonce"),
+                                   req.get_param_value("echostr"));
+    if (secrets.wechat_token.empty() || !echo.ok()) {
+      counters.forged.fetch_add(1);
+      return send_error(res, 401, "unauthenticated", "signature does not match");
+    }
+    res.set_content(echo.value(), "text/plain");
+  });
+
+  s.Post("/callbacks/wechat", [&p, &counters, secrets](const httplib::Request& req, httplib::Response& res) {
+    const std::string ts = req.get_param_value("timestamp");
+    if (secrets.wechat_token.empty() ||
+        !wechat::verify_callback_signature(secrets.wechat_token, ts, req.get_param_value("nonce"),
+                                           req.get_param_value("signature")) ||
+        !wechat::callback_timestamp_fresh(ts, now_unix_ms() / 1000)) {
+      counters.forged.fetch_add(1);
+      spdlog::warn("callback refused: wechat push from {} with a bad or stale signature", req.remote_addr);
+      return send_error(res, 401, "unauthenticated", "signature does not match");
+    }
+    auto push = wechat::parse_template_send_job_finish(req.body);
+    if (!push.ok()) {
+      // Other events (subscriptions, menu clicks) are not ours: acknowledge so WeChat does not retry.
+      res.set_content("success", "text/plain");
+      return;
+    }
+    ReceiptUpdate u;
+    u.key = "wechat:" + push->msg_id;
+    u.channel = kChannelWechat;
+    u.delivered = push->delivered;
+    u.reason = push->status;
+    u.provider_time_ms = push->create_time * 1000;
+    u.raw = req.body;
+    finish(res, p, {u}, "success", "text/plain");
+  });
+}
+
+}  // namespace songda

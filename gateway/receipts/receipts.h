@@ -1,0 +1,68 @@
+// Receipts: provider delivery reports (HTTP callbacks) move a delivery to
+// DELIVERED or FAILED with the provider's verbatim reason and time. A repeated
+// receipt changes nothing (status moves only forward; evidence is appended only
+// when the status changed). A receipt for a delivery not yet known (the
+// provider can be faster than our own bookkeeping) is answered with 503 so the
+// provider pushes it again later.
+//
+// Callback authentication: Aliyun and Tencent pushes carry no signature, so
+// their URLs carry a secret, ?key=<SONGDA_CALLBACK_KEY>; WeChat pushes are
+// signed with the account's callback token. Anything else gets 401 and is
+// counted (songda_callbacks_forged_total).
+//
+// Thread-safety: ReceiptProcessor is thread-safe; handlers run on HTTP threads.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "gateway/http/server.h"
+#include "gateway/store/store.h"
+
+namespace songda {
+
+struct ReceiptUpdate {
+  std::string key;      // "aliyun:<BizId>:<phone>", "tencent:<sid>", "wechat:<MsgID>"
+  std::string channel;  // sms | wechat
+  bool delivered = false;
+  std::string reason;   // provider's words, verbatim (err_code + err_msg, errmsg, Status)
+  std::int64_t provider_time_ms = 0;
+  std::string raw;      // the receipt element as received (hashed into evidence)
+};
+
+struct ReceiptCounters {
+  std::atomic<std::uint64_t> received{0};
+  std::atomic<std::uint64_t> applied{0};
+  std::atomic<std::uint64_t> unknown{0};
+  std::atomic<std::uint64_t> forged{0};
+};
+
+using ReceiptEvidenceMaker = std::function<std::vector<EvidenceLeaf>(
+    const std::string& delivery_id, const ReceiptUpdate&, std::int64_t now_ms)>;
+
+class ReceiptProcessor {
+ public:
+  ReceiptProcessor(DeliveryStore& store, ReceiptCounters& counters) : store_(store), counters_(counters) {}
+  void set_evidence(ReceiptEvidenceMaker maker) { evidence_ = std::move(maker); }
+  // Two round trips for the whole push. Returns how many receipts named no known delivery.
+  Result<int> apply(const std::vector<ReceiptUpdate>& updates, std::int64_t now_ms);
+
+ private:
+  DeliveryStore& store_;
+  ReceiptCounters& counters_;
+  ReceiptEvidenceMaker evidence_;
+};
+
+struct CallbackSecrets {
+  std::string sms_key;       // SONGDA_CALLBACK_KEY: ?key= on Aliyun/Tencent callback URLs
+  std::string wechat_token;  // <wechat credentials_env>_CALLBACK_TOKEN
+};
+
+// Adds /callbacks/aliyun/sms-report, /callbacks/tencent/sms-status and /callbacks/wechat (GET echo, POST push).
+void register_callbacks(ApiServer& server, ReceiptProcessor& processor, ReceiptCounters& counters,
+                        CallbackSecrets secrets);
+
+}  // namespace songda
