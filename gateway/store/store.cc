@@ -153,7 +153,9 @@ if msg.read_at and msg.read_at ~= 0 then return {'already', raw} end
 msg.read_at = now
 local enc = cjson.encode(msg)
 redis.call('HSET', mk, ARGV[2], enc)
-advance('sd:dlv:{' .. ARGV[2] .. '}', 'READ', now, 'inbox message opened', nil)
+if advance('sd:dlv:{' .. ARGV[2] .. '}', 'READ', now, 'inbox message opened', nil) then
+  append_evidence(cjson.decode(ARGV[4]))
+end
 return {'read', enc}
 )LUA");
   return s;
@@ -349,8 +351,8 @@ Status DeliveryStore::write_inbox(const std::vector<Delivery>& deliveries, std::
 }
 
 Result<nlohmann::json> DeliveryStore::mark_read(const std::string& app_user, const std::string& delivery_id,
-                                                std::int64_t now_ms) {
-  auto r = pool_.eval(read_script(), {}, {app_user, delivery_id, std::to_string(now_ms)});
+                                                std::int64_t now_ms, const std::vector<EvidenceLeaf>& evidence) {
+  auto r = pool_.eval(read_script(), {}, {app_user, delivery_id, std::to_string(now_ms), evidence_json(evidence).dump()});
   if (!r.ok()) return r.error();
   if (r->elements.size() != 2) return unexpected("mark_read");
   if (r->elements[0].str == "not_found") {

@@ -131,8 +131,10 @@ class DeliveryStore {
   // Writes messages to in-app inboxes (idempotent: an existing message is kept).
   Status write_inbox(const std::vector<Delivery>& deliveries, std::int64_t now_ms);
 
-  // Marks an inbox message read; moves its delivery to READ. Error not_found.
-  Result<nlohmann::json> mark_read(const std::string& app_user, const std::string& delivery_id, std::int64_t now_ms);
+  // Marks an inbox message read; moves its delivery to READ and appends `evidence` (only the first time).
+  // Error not_found.
+  Result<nlohmann::json> mark_read(const std::string& app_user, const std::string& delivery_id, std::int64_t now_ms,
+                                   const std::vector<EvidenceLeaf>& evidence = {});
 
   Result<std::vector<InboxMessage>> inbox(const std::string& app_user, int offset, int limit);
   Result<std::optional<DeliveryView>> get_delivery(const std::string& id);
