@@ -23,8 +23,9 @@ App::App(Config config, AppOptions options) : config_(std::move(config)), option
     if (s != nullptr && std::string(s).size() >= 16) {
       options_.link_secret = s;
     } else {
-      spdlog::warn("SONGDA_LINK_SECRET is not set (or shorter than 16 characters): party links are signed with a "
-                   "random key and stop working when this process restarts");
+      spdlog::warn(
+          "SONGDA_LINK_SECRET is not set (or shorter than 16 characters): party links are signed with a "
+          "random key and stop working when this process restarts");
       options_.link_secret = random_bytes(32);
     }
   }

@@ -94,7 +94,8 @@ int run_demo(const DemoOptions& opts) {
   config.kafka.group_id = "songda-demo";
   if (std::getenv("SONGDA_HTTP_LISTEN") == nullptr && !opts.serve) config.http.listen = "127.0.0.1:0";
 
-  std::string admin = std::getenv("SONGDA_ADMIN_TOKEN") != nullptr ? std::getenv("SONGDA_ADMIN_TOKEN") : "";
+  const char* admin_env = std::getenv("SONGDA_ADMIN_TOKEN");
+  std::string admin = admin_env != nullptr ? admin_env : "";
   if (admin.empty()) {
     admin = "demo-" + to_hex(random_bytes(12));
     setenv("SONGDA_ADMIN_TOKEN", admin.c_str(), 1);
@@ -203,8 +204,8 @@ int run_demo(const DemoOptions& opts) {
   const auto views = all_views();
   std::cout << "\nSongda demo — " << files.size() << " case events published to " << config.kafka.topic
             << " (mock Kafka " << config.kafka.brokers << "), plus 1 redelivery, 1 malformed, 1 conflicting\n\n";
-  std::cout << pad("DELIVERY", 38) << pad("CASE", 24) << pad("RECIPIENT", 16) << pad("CHANNEL", 8)
-            << pad("ADDRESS", 18) << pad("STATUS", 11) << "TIMELINE\n";
+  std::cout << pad("DELIVERY", 38) << pad("CASE", 24) << pad("RECIPIENT", 16) << pad("CHANNEL", 8) << pad("ADDRESS", 18)
+            << pad("STATUS", 11) << "TIMELINE\n";
   for (const auto& v : views) {
     std::string timeline;
     for (const auto& h : v.history) {

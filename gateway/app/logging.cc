@@ -29,8 +29,10 @@ class JsonFormatter final : public spdlog::formatter {
 
 void setup_logging(const std::string& level, bool json) {
   auto logger = spdlog::stderr_color_mt("songda");
-  if (json) logger->set_formatter(std::make_unique<JsonFormatter>());
-  else logger->set_pattern("%H:%M:%S.%e %^%l%$ %v");
+  if (json)
+    logger->set_formatter(std::make_unique<JsonFormatter>());
+  else
+    logger->set_pattern("%H:%M:%S.%e %^%l%$ %v");
   logger->set_level(spdlog::level::from_str(level));
   spdlog::set_default_logger(logger);
 }

@@ -15,14 +15,18 @@
 #include <array>
 #include <cerrno>
 #include <charconv>
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <string_view>
 #include <system_error>
+#include <tuple>
 #include <utility>
 
+#include "channels/wechat/wechat_protocol.h"
 #include "gateway/core/text.h"
 
 namespace songda {
@@ -36,6 +40,11 @@ constexpr std::array<std::string_view, 11> kEventTypes = {
     "mediation.invited", "notice.general",  "notice.broadcast"};
 constexpr std::array<std::string_view, 4> kRoles = {"party", "lawyer", "agent", "other"};
 constexpr std::array<std::string_view, 4> kChannels = {"inapp", "sms", "wechat", "email"};
+constexpr std::array<std::string_view, 2> kSmsKinds = {"aliyun", "tencent"};
+constexpr std::array<std::string_view, 2> kWechatKinds = {"official_account", "mini_program"};
+constexpr std::array<std::string_view, 3> kStarttlsModes = {"required", "optional", "none"};
+// The receipt states a fallback waits for (legal-e-service.md's evidence model).
+constexpr std::array<std::string_view, 3> kReceiptStates = {"DELIVERED", "READ", "ACKNOWLEDGED"};
 
 // Words that mark a key as holding a secret, and endings that mark it as naming
 // where the secret lives instead (which is allowed).
@@ -60,6 +69,14 @@ std::string join(const Range& items, std::string_view sep = ", ") {
 template <typename Range>
 bool contains(const Range& items, std::string_view value) {
   return std::find(std::begin(items), std::end(items), value) != std::end(items);
+}
+
+// Pieces joined into one string (inside loops, instead of a chain of temporaries).
+template <typename... Parts>
+std::string cat(const Parts&... parts) {
+  std::string out;
+  (out.append(std::string_view(parts)), ...);
+  return out;
 }
 
 std::string lower(std::string_view s) {
@@ -115,14 +132,14 @@ std::string did_you_mean(std::string_view written, const Range& options) {
   std::size_t best_distance = 0;
   for (const auto& option : options) {
     const std::string_view o(option);
-    const std::size_t d = edit_distance(lower(written), o);
+    const std::size_t d = edit_distance(lower(written), lower(o));
     if (best.empty() || d < best_distance) {
       best = std::string(o);
       best_distance = d;
     }
   }
   const std::size_t limit = std::max<std::size_t>(2, written.size() / 3);
-  if (best.empty() || best_distance == 0 || best_distance > limit) return "";
+  if (best.empty() || best == written || best_distance > limit) return "";  // distance 0: only the case differs
   return "; did you mean '" + best + "'?";
 }
 
@@ -293,8 +310,12 @@ std::string secret_message(const std::string& path, std::string_view section, st
          " in the environment or point to a file";
 }
 
-// Reports every key that looks like it holds a secret, anywhere in the document.
-void find_secrets(Checker& c, const YAML::Node& node, const std::string& path, std::string_view section) {
+void find_channel_secrets(Checker& c, const YAML::Node& channels);
+
+// Reports every key that looks like it holds a secret, anywhere in the document. `hint`, when
+// set, replaces the generic advice (channels name the environment variables their keys live in).
+void find_secrets(Checker& c, const YAML::Node& node, const std::string& path, std::string_view section,
+                  const std::string& hint = "") {
   if (node.IsMap()) {
     for (const auto& kv : node) {
       if (!kv.first.IsScalar()) continue;
@@ -304,14 +325,84 @@ void find_secrets(Checker& c, const YAML::Node& node, const std::string& path, s
       child += key;
       const std::string_view child_section = section.empty() ? std::string_view(key) : section;
       if (is_secret_key(key)) {
-        c.add(kv.first.Mark(), secret_message(child, child_section, key));
+        c.add(kv.first.Mark(), hint.empty() ? secret_message(child, child_section, key)
+                                            : cat(child, ": secrets do not belong in YAML; ", hint));
+      } else if (path.empty() && key == "channels") {
+        find_channel_secrets(c, kv.second);
       } else {
-        find_secrets(c, kv.second, child, child_section);
+        find_secrets(c, kv.second, child, child_section, hint);
       }
     }
   } else if (node.IsSequence()) {
     std::size_t i = 0;
-    for (const auto& item : node) find_secrets(c, item, path + "[" + std::to_string(i++) + "]", section);
+    for (const auto& item : node) find_secrets(c, item, path + "[" + std::to_string(i++) + "]", section, hint);
+  }
+}
+
+// The scalar under `key` in a mapping, or `fallback`.
+std::string scalar_or(const YAML::Node& map, const char* key, std::string fallback) {
+  if (!map.IsMap()) return fallback;
+  const YAML::Node value = map[key];
+  return value.IsDefined() && value.IsScalar() && !value.Scalar().empty() ? value.Scalar() : fallback;
+}
+
+std::string env_hint(const std::string& prefix, std::string_view first, std::string_view second,
+                     std::string_view where_prefix_is) {
+  return "set " + prefix + "_" + std::string(first) + " and " + prefix + "_" + std::string(second) +
+         " in the environment (the prefix is " + std::string(where_prefix_is) + ")";
+}
+
+// Secrets under channels: the advice names the variables the channel really reads.
+void find_channel_secrets(Checker& c, const YAML::Node& channels) {
+  if (!channels.IsMap()) return;
+  const std::string generic = "set them in the environment variables named by each channel's credentials_env";
+  for (const auto& kv : channels) {
+    if (!kv.first.IsScalar()) continue;
+    const std::string& key = kv.first.Scalar();
+    const std::string path = "channels." + key;
+    if (is_secret_key(key)) {
+      c.add(kv.first.Mark(), cat(path, ": secrets do not belong in YAML; ", generic));
+      continue;
+    }
+    const YAML::Node& section = kv.second;
+    if (key == "wechat") {
+      find_secrets(c, section, path, key,
+                   env_hint(scalar_or(section, "credentials_env", WechatConfig{}.credentials_env), "APP_SECRET",
+                            "CALLBACK_TOKEN", "channels.wechat.credentials_env"));
+    } else if (key == "email") {
+      find_secrets(c, section, path, key,
+                   env_hint(scalar_or(section, "credentials_env", EmailConfig{}.credentials_env), "USER", "PASSWORD",
+                            "channels.email.credentials_env"));
+    } else if (key == "sms" && section.IsMap()) {
+      for (const auto& skv : section) {
+        if (!skv.first.IsScalar()) continue;
+        const std::string& skey = skv.first.Scalar();
+        const std::string spath = cat(path, ".", skey);
+        if (is_secret_key(skey)) {
+          c.add(skv.first.Mark(), cat(spath, ": secrets do not belong in YAML; ", generic));
+        } else if (skey == "providers" && skv.second.IsSequence()) {
+          std::size_t i = 0;
+          for (const auto& provider : skv.second) {
+            const std::string kind = scalar_or(provider, "kind", "");
+            const std::string prefix = scalar_or(provider, "credentials_env", env_name("", kind));
+            const std::string where_prefix = "this provider's credentials_env";
+            std::string hint;
+            if (kind == "tencent") {
+              hint = env_hint(prefix, "SECRET_ID", "SECRET_KEY", where_prefix);
+            } else if (kind == "aliyun") {
+              hint = env_hint(prefix, "ACCESS_KEY_ID", "ACCESS_KEY_SECRET", where_prefix);
+            } else {
+              hint = "set the provider's keys in the environment, in variables that start with its credentials_env";
+            }
+            find_secrets(c, provider, spath + "[" + std::to_string(i++) + "]", key, hint);
+          }
+        } else {
+          find_secrets(c, skv.second, spath, key, generic);
+        }
+      }
+    } else {
+      find_secrets(c, section, path, key, generic);
+    }
   }
 }
 
@@ -658,8 +749,7 @@ void read_redis(Checker& c, const YAML::Node& key, const YAML::Node& node, Redis
                   auto s = read_string(c, fk, v, "redis.url");
                   if (!s) return;
                   if (!starts_with(*s, "redis://")) {
-                    c.add(v.Mark(),
-                          "redis.url: expected redis://host:port/db, got '" + *s + "'");
+                    c.add(v.Mark(), "redis.url: expected redis://host:port/db, got '" + *s + "'");
                     return;
                   }
                   // redis://user:password@host — the password part is a secret.
@@ -860,13 +950,1120 @@ void read_templates(Checker& c, const YAML::Node& key, const YAML::Node& node,
   }
 }
 
+// ---- channels ---------------------------------------------------------------------------------
+
+bool valid_env_prefix(std::string_view s) {
+  return !s.empty() && s.front() >= 'A' && s.front() <= 'Z' && std::all_of(s.begin(), s.end(), [](char ch) {
+    return (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
+  });
+}
+
+std::optional<std::string> read_env_prefix(Checker& c, const YAML::Node& key, const YAML::Node& v,
+                                           const std::string& path) {
+  auto s = read_string(c, key, v, path);
+  if (!s) return std::nullopt;
+  if (!valid_env_prefix(*s)) {
+    std::string message = path + ": '" + *s +
+                          "' is not an environment variable prefix (^[A-Z][A-Z0-9_]*$, e.g. SONGDA_ALIYUN); the keys "
+                          "are read from variables that start with it";
+    std::string upper;
+    for (const char ch : trim(*s)) {
+      if (ch >= 'a' && ch <= 'z')
+        upper.push_back(static_cast<char>(ch - 'a' + 'A'));
+      else if (ch == '-' || ch == '.' || ch == ' ')
+        upper.push_back('_');
+      else
+        upper.push_back(ch);
+    }
+    if (valid_env_prefix(upper)) message += "; did you mean '" + upper + "'?";
+    c.add(v.Mark(), std::move(message));
+    return std::nullopt;
+  }
+  return s;
+}
+
+struct Url {
+  std::string scheme;
+  std::string userinfo;
+  std::string host;  // without brackets for IPv6
+};
+
+// scheme://[userinfo@]host[:port][/...]; nullopt when it is not shaped like that.
+std::optional<Url> parse_url(std::string_view text) {
+  const std::size_t sep = text.find("://");
+  if (sep == std::string_view::npos || sep == 0) return std::nullopt;
+  Url url;
+  url.scheme = lower(text.substr(0, sep));
+  const std::string_view rest = text.substr(sep + 3);
+  std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  if (const std::size_t at = authority.rfind('@'); at != std::string_view::npos) {
+    url.userinfo = std::string(authority.substr(0, at));
+    authority.remove_prefix(at + 1);
+  }
+  std::string_view port;
+  if (starts_with(authority, "[")) {
+    const std::size_t close = authority.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    url.host = std::string(authority.substr(1, close - 1));
+    const std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return std::nullopt;
+      port = after.substr(1);
+      if (port.empty()) return std::nullopt;
+    }
+  } else {
+    const std::size_t colon = authority.find(':');
+    url.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      port = authority.substr(colon + 1);
+      if (port.empty()) return std::nullopt;
+    }
+  }
+  if (url.host.empty() || url.host.find_first_of(" \t\r\n") != std::string::npos) return std::nullopt;
+  if (!port.empty()) {
+    const auto number = parse_integer(port);
+    if (!number || *number < 1 || *number > 65535 || port.front() == '+') return std::nullopt;
+  }
+  if (text.find_first_of(" \t\r\n") != std::string_view::npos) return std::nullopt;
+  return url;
+}
+
+bool is_loopback_host(std::string_view host) {
+  const std::string h = lower(host);
+  if (h == "localhost" || h == "::1") return true;
+  return starts_with(h, "127.") &&
+         std::all_of(h.begin(), h.end(), [](char ch) { return (ch >= '0' && ch <= '9') || ch == '.'; });
+}
+
+// A provider's base URL: http:// or https://, no credentials in it, no trailing slash.
+std::optional<std::string> read_endpoint(Checker& c, const YAML::Node& key, const YAML::Node& v,
+                                         const std::string& path, std::string_view example) {
+  auto s = read_string(c, key, v, path);
+  if (!s) return std::nullopt;
+  const auto url = parse_url(trim(*s));
+  if (!url || (url->scheme != "http" && url->scheme != "https")) {
+    c.add(v.Mark(), path + ": expected an http:// or https:// URL such as " + std::string(example) + ", got '" +
+                        utf8_prefix(*s, 60) + "'");
+    return std::nullopt;
+  }
+  if (!url->userinfo.empty()) {
+    c.add(v.Mark(), path +
+                        ": must not carry a user or password; keys come from the environment variables named by "
+                        "credentials_env");
+    return std::nullopt;
+  }
+  std::string out(trim(*s));
+  while (ends_with(out, "/")) out.pop_back();
+  return out;
+}
+
+// Requests per second for a token bucket: a number above 0 (fractions allowed, e.g. 0.5).
+std::optional<double> read_rate(Checker& c, const YAML::Node& key, const YAML::Node& v, const std::string& path) {
+  const std::string expected = path + ": expected a number of requests per second (e.g. 50 or 0.5), got ";
+  if (!v.IsScalar()) {
+    c.add(where(key, v), expected + describe(v));
+    return std::nullopt;
+  }
+  const std::string text(trim(v.Scalar()));
+  const bool numeric = !text.empty() && std::all_of(text.begin(), text.end(), [](char ch) {
+    return (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '+' || ch == 'e' || ch == 'E';
+  });
+  char* end = nullptr;
+  const double value = numeric ? std::strtod(text.c_str(), &end) : 0.0;
+  if (!numeric || end != text.c_str() + text.size() || !std::isfinite(value)) {
+    c.add(v.Mark(), expected + describe(v));
+    return std::nullopt;
+  }
+  if (value <= 0 || value > 100000) {
+    c.add(v.Mark(), path + ": " + text + " is out of range (allowed: more than 0, at most 100000 per second)");
+    return std::nullopt;
+  }
+  return value;
+}
+
+// "30s", "10m", "24h", "2d" or a plain number of seconds.
+std::optional<long long> parse_duration(std::string_view text) {
+  text = trim(text);
+  long long factor = 1;
+  if (!text.empty()) {
+    switch (text.back()) {
+      case 's':
+        factor = 1;
+        break;
+      case 'm':
+        factor = 60;
+        break;
+      case 'h':
+        factor = 3600;
+        break;
+      case 'd':
+        factor = 86400;
+        break;
+      default:
+        factor = 0;
+        break;
+    }
+    if (factor != 0) {
+      text.remove_suffix(1);
+      text = trim(text);
+    } else {
+      factor = 1;
+    }
+  }
+  if (text.empty() || text.size() > 9 ||
+      !std::all_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
+    return std::nullopt;
+  }
+  return *parse_integer(text) * factor;
+}
+
+std::string duration_text(long long seconds) {
+  if (seconds % 86400 == 0) return std::to_string(seconds / 86400) + "d";
+  if (seconds % 3600 == 0) return std::to_string(seconds / 3600) + "h";
+  if (seconds % 60 == 0) return std::to_string(seconds / 60) + "m";
+  return std::to_string(seconds) + "s";
+}
+
+std::optional<int> read_duration(Checker& c, const YAML::Node& key, const YAML::Node& v, const std::string& path,
+                                 long long lo, long long hi) {
+  const std::string expected = path + ": expected a duration such as 30s, 10m, 24h or a number of seconds, got ";
+  if (!v.IsScalar()) {
+    c.add(where(key, v), expected + describe(v));
+    return std::nullopt;
+  }
+  const auto seconds = parse_duration(v.Scalar());
+  if (!seconds) {
+    c.add(v.Mark(), expected + describe(v));
+    return std::nullopt;
+  }
+  if (*seconds < lo || *seconds > hi) {
+    c.add(v.Mark(), path + ": " + std::string(trim(v.Scalar())) + " is out of range (allowed: " + duration_text(lo) +
+                        ".." + duration_text(hi) + ")");
+    return std::nullopt;
+  }
+  return static_cast<int>(*seconds);
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+}
+
+// "22:00" or "8:00" -> minutes after midnight.
+std::optional<int> parse_clock(std::string_view text) {
+  text = trim(text);
+  const std::size_t colon = text.find(':');
+  if (colon == std::string_view::npos || colon == 0 || colon > 2) return std::nullopt;
+  const std::string_view hh = text.substr(0, colon);
+  const std::string_view mm = text.substr(colon + 1);
+  if (!all_digits(hh) || !all_digits(mm) || mm.size() != 2) return std::nullopt;
+  const int hours = static_cast<int>(*parse_integer(hh));
+  const int minutes = static_cast<int>(*parse_integer(mm));
+  if (hours > 23 || minutes > 59) return std::nullopt;
+  return hours * 60 + minutes;
+}
+
+std::string clock_text(int minutes) {
+  const auto two = [](int n) { return (n < 10 ? "0" : "") + std::to_string(n); };
+  return two(minutes / 60) + ":" + two(minutes % 60);
+}
+
+// "+08:00", "-05:30" -> minutes east of UTC (-12:00..+14:00).
+std::optional<int> parse_utc_offset(std::string_view text) {
+  text = trim(text);
+  if (text.size() != 6 || (text[0] != '+' && text[0] != '-') || text[3] != ':') return std::nullopt;
+  const std::string_view hh = text.substr(1, 2);
+  const std::string_view mm = text.substr(4, 2);
+  if (!all_digits(hh) || !all_digits(mm)) return std::nullopt;
+  const int minutes = static_cast<int>(*parse_integer(hh) * 60 + *parse_integer(mm));
+  if (*parse_integer(mm) > 59) return std::nullopt;
+  const int signed_minutes = text[0] == '-' ? -minutes : minutes;
+  if (signed_minutes < -12 * 60 || signed_minutes > 14 * 60) return std::nullopt;
+  return signed_minutes;
+}
+
+// A one-of-several word, with the allowed ones and a suggestion when it is not one of them.
+template <typename Range>
+std::optional<std::string> read_choice(Checker& c, const YAML::Node& key, const YAML::Node& v, const std::string& path,
+                                       const Range& options, std::string_view what) {
+  auto s = read_string(c, key, v, path);
+  if (!s) return std::nullopt;
+  if (!contains(options, *s)) {
+    c.add(v.Mark(), path + ": unknown " + std::string(what) + " '" + *s + "'; allowed: " + join(options) +
+                        did_you_mean(*s, options));
+    return std::nullopt;
+  }
+  return s;
+}
+
+bool valid_provider_name(std::string_view name) {
+  return !name.empty() &&
+         ((name.front() >= 'a' && name.front() <= 'z') || (name.front() >= '0' && name.front() <= '9')) &&
+         std::all_of(name.begin(), name.end(), [](char ch) {
+           return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.';
+         });
+}
+
+bool has_line_break(std::string_view v) {
+  return v.find_first_of("\r\n") != std::string_view::npos || v.find("\xC2\x85") != std::string_view::npos ||
+         v.find("\xE2\x80\xA8") != std::string_view::npos || v.find("\xE2\x80\xA9") != std::string_view::npos;
+}
+
+struct NamedMark {
+  std::string name;
+  YAML::Mark mark;
+};
+
+// Where the parts of channels were written, for the checks that need routes and templates too.
+struct ProviderDraft {
+  std::string path;  // "channels.sms.providers[0]"
+  YAML::Mark mark;
+  std::optional<YAML::Mark> templates_key;
+  std::vector<NamedMark> template_names;  // songda template names it has codes for
+  std::vector<NamedMark> param_names;     // songda template names under template_params
+  bool templates_readable = true;         // false: its templates were not a mapping (already reported)
+};
+
+struct ChannelsDraft {
+  std::vector<ProviderDraft> providers;  // parallel to config.channels.sms.providers
+  std::optional<YAML::Mark> wechat_key;
+  std::optional<YAML::Mark> wechat_templates_key;
+  std::vector<NamedMark> wechat_template_names;
+  bool wechat_templates_readable = true;
+};
+
+// A songda-template-name -> value mapping (provider codes, WeChat templates): reports a
+// non-mapping, non-plain or duplicate names, and hands each entry on. False when it is not a mapping.
+bool read_named_map(Checker& c, const YAML::Node& key, const YAML::Node& v, const std::string& path,
+                    std::string_view expected,
+                    const std::function<void(const YAML::Node& name_key, const YAML::Node& value)>& read) {
+  if (v.IsNull()) return true;
+  if (!v.IsMap()) {
+    c.add(where(key, v), path + ": expected " + std::string(expected) + ", got " + describe(v));
+    return false;
+  }
+  std::map<std::string, YAML::Mark> seen;
+  for (const auto& kv : v) {
+    if (!kv.first.IsScalar()) {
+      c.add(kv.first.Mark(), path + ": keys must be template names, got " + describe(kv.first));
+      continue;
+    }
+    const std::string& name = kv.first.Scalar();
+    if (is_secret_key(name)) continue;  // reported by find_secrets
+    const auto [it, inserted] = seen.emplace(name, kv.first.Mark());
+    if (!inserted) {
+      c.add(kv.first.Mark(), cat("duplicate key '", name, "' in ", path, " (first at line ",
+                                 std::to_string(c.position(it->second).first), "); keep one"));
+      continue;
+    }
+    read(kv.first, kv.second);
+  }
+  return true;
+}
+
+void read_sms_provider(Checker& c, const YAML::Node& item, ProviderDraft& d, SmsProviderConfig& p,
+                       YAML::Mark& name_mark) {
+  const std::string& path = d.path;
+  std::tie(p.line, p.column) = c.position(item.Mark());
+  bool has_name = false;
+  bool has_kind = false;
+  bool kind_ok = false;
+  bool has_endpoint = false;
+  bool has_sign_name = false;
+  bool has_region = false;
+  bool has_credentials = false;
+  std::optional<std::pair<YAML::Node, YAML::Node>> sdk_app_id;  // key, value
+  std::optional<std::pair<YAML::Node, YAML::Node>> batch_max;
+  std::vector<std::pair<YAML::Node, YAML::Node>> codes;  // template name key, code value
+  std::optional<YAML::Node> region_value;
+  std::optional<YAML::Node> params_key;  // `template_params`
+  walk_map(
+      c, item, item, path,
+      {
+          {"name",
+           [&](const YAML::Node& fk, const YAML::Node& v) {
+             has_name = true;
+             auto s = read_string(c, fk, v, path + ".name");
+             if (!s) return;
+             name_mark = v.Mark();
+             if (!valid_provider_name(*s)) {
+               c.add(v.Mark(), path + ".name: '" + utf8_prefix(*s, 40) +
+                                   "' is not a provider name; names are [a-z0-9_.-]+ (e.g. aliyun-main), used in logs "
+                                   "and metrics");
+             }
+             p.name = *s;
+           }},
+          {"kind",
+           [&](const YAML::Node& fk, const YAML::Node& v) {
+             has_kind = true;
+             if (auto s = read_choice(c, fk, v, path + ".kind", kSmsKinds, "SMS provider kind")) {
+               p.kind = *s;
+               kind_ok = true;
+             }
+           }},
+          {"endpoint",
+           [&](const YAML::Node& fk, const YAML::Node& v) {
+             has_endpoint = true;
+             if (auto s = read_endpoint(c, fk, v, path + ".endpoint", "https://dysmsapi.aliyuncs.com")) p.endpoint = *s;
+           }},
+          {"priority",
+           [&](const YAML::Node& fk, const YAML::Node& v) {
+             if (auto n = read_int(c, fk, v, path + ".priority", 1, 100, "(1 = preferred)")) p.priority = *n;
+           }},
+          {"weight",
+           [&](const YAML::Node& fk, const YAML::Node& v) {
+             if (auto n = read_int(c, fk, v, path + ".weight", 0, 10000)) p.weight = *n;
+           }},
+          {"sign_name",
+           [&](const YAML::Node& fk, const YAML::Node& v) {
+             has_sign_name = true;
+             auto s = read_string(c, fk, v, path + ".sign_name");
+             if (!s) return;
+             if (s->find("【") != std::string::npos || s->find("】") != std::string::npos) {
+               c.add(v.Mark(), path +
+                                   ".sign_name: write the signature without 【】 (e.g. 商丘中院); the operator adds "
+                                   "the brackets");
+               return;
+             }
+             if (has_line_break(*s)) {
+               c.add(v.Mark(), path + ".sign_name: must be one line");
+               return;
+             }
+             p.sign_name = *s;
+           }},
+          {"region",
+           [&](const YAML::Node& fk, const YAML::Node& v) {
+             has_region = true;
+             auto s = read_string(c, fk, v, path + ".region");
+             if (!s) return;
+             const bool ok = std::all_of(s->begin(), s->end(), [](char ch) {
+               return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-';
+             });
+             if (!ok || s->find('-') == std::string::npos) {
+               c.add(v.Mark(), path + ".region: '" + utf8_prefix(*s, 40) +
+                                   "' is not a region id (e.g. cn-hangzhou for Aliyun, ap-guangzhou for Tencent)");
+               return;
+             }
+             p.region = *s;
+             region_value = v;
+           }},
+          {"sdk_app_id",
+           [&](const YAML::Node& fk, const YAML::Node& v) {
+             sdk_app_id.emplace(fk, v);
+             auto s = read_string(c, fk, v, path + ".sdk_app_id");
+             if (!s) return;
+             if (!all_digits(*s)) {
+               c.add(v.Mark(), path + ".sdk_app_id: '" + utf8_prefix(*s, 40) +
+                                   "' is not a Tencent SmsSdkAppId (digits, e.g. \"1400000000\")");
+               return;
+             }
+             p.sdk_app_id = *s;
+           }},
+          {"templates",
+           [&](const YAML::Node& fk, const YAML::Node& v) {
+             d.templates_key = fk.Mark();
+             d.templates_readable = read_named_map(
+                 c, fk, v, path + ".templates",
+                 "a mapping of songda template name: provider template code (e.g. {summons: SMS_123456})",
+                 [&](const YAML::Node& nk, const YAML::Node& code) {
+                   const std::string code_path = path + ".templates." + nk.Scalar();
+                   d.template_names.push_back(NamedMark{nk.Scalar(), nk.Mark()});
+                   // Kept even when faulty (the file is refused anyway), so routes sending this
+                   // template are not also told the code is missing.
+                   p.templates[nk.Scalar()] = code.IsScalar() ? code.Scalar() : std::string();
+                   if (read_string(c, nk, code, code_path)) codes.emplace_back(nk, code);
+                 });
+           }},
+          {"template_params",
+           [&](const YAML::Node& fk, const YAML::Node& v) {
+             params_key = fk;
+             read_named_map(c, fk, v, path + ".template_params",
+                            "a mapping of songda template name: [variable, ...] (e.g. {summons: [case_number, "
+                            "hearing_time]})",
+                            [&](const YAML::Node& nk, const YAML::Node& list) {
+                              const std::string list_path = cat(path, ".template_params.", nk.Scalar());
+                              d.param_names.push_back(NamedMark{nk.Scalar(), nk.Mark()});
+                              auto names = read_string_list(c, nk, list, list_path);
+                              if (!names) return;
+                              std::vector<std::string> out;
+                              for (const auto& name : *names) {
+                                if (!valid_placeholder_name(name.text)) {
+                                  c.add(name.mark, cat(list_path, ": '", name.text,
+                                                       "' is not a variable name; write the placeholder names "
+                                                       "([a-z0-9_]+) whose values fill {1}, {2}, ... in order"));
+                                }
+                                out.push_back(name.text);
+                              }
+                              p.template_params[nk.Scalar()] = std::move(out);
+                            });
+           }},
+          {"credentials_env",
+           [&](const YAML::Node& fk, const YAML::Node& v) {
+             has_credentials = true;
+             if (auto s = read_env_prefix(c, fk, v, path + ".credentials_env")) p.credentials_env = *s;
+           }},
+          {"concurrency",
+           [&](const YAML::Node& fk, const YAML::Node& v) {
+             if (auto n = read_int(c, fk, v, path + ".concurrency", 1, 256, "requests in flight")) p.concurrency = *n;
+           }},
+          {"rate_per_sec",
+           [&](const YAML::Node& fk, const YAML::Node& v) {
+             if (auto r = read_rate(c, fk, v, path + ".rate_per_sec")) p.rate_per_sec = *r;
+           }},
+          {"timeout_ms",
+           [&](const YAML::Node& fk, const YAML::Node& v) {
+             if (auto n = read_int(c, fk, v, path + ".timeout_ms", 1, 600000, "ms")) p.timeout_ms = *n;
+           }},
+          {"batch_max", [&](const YAML::Node& fk, const YAML::Node& v) { batch_max.emplace(fk, v); }},
+          {"receipt_timeout_s",
+           [&](const YAML::Node& fk, const YAML::Node& v) {
+             if (auto n = read_int(c, fk, v, path + ".receipt_timeout_s", 1, 259200, "s; receipts come within 72 h")) {
+               p.receipt_timeout_s = *n;
+             }
+           }},
+      });
+  if (!has_name)
+    c.add(item.Mark(), path + ": missing 'name' (a unique name such as aliyun-main, used in logs and metrics)");
+  if (!has_kind) c.add(item.Mark(), path + ": missing 'kind' (" + join(kSmsKinds, " or ") + ")");
+  if (!has_endpoint) {
+    c.add(item.Mark(),
+          path + ": missing 'endpoint' (e.g. https://dysmsapi.aliyuncs.com or https://sms.tencentcloudapi.com)");
+  }
+  if (!has_sign_name) c.add(item.Mark(), path + ": missing 'sign_name' (the approved SMS signature, e.g. 商丘中院)");
+  if (!has_credentials) {
+    c.add(item.Mark(), path +
+                           ": missing 'credentials_env' (the prefix of the environment variables holding its keys, "
+                           "e.g. SONGDA_ALIYUN)");
+  }
+  if (!kind_ok) {
+    if (batch_max) {
+      if (auto n =
+              read_int(c, batch_max->first, batch_max->second, path + ".batch_max", 0, 1000, "numbers per request")) {
+        p.batch_max = *n;
+      }
+    }
+    return;  // the kind-specific checks need a known kind
+  }
+  const bool tencent = p.kind == "tencent";
+  if (batch_max) {
+    const std::string unit = tencent ? "numbers per request: Tencent takes at most 200; 0 = that maximum"
+                                     : "numbers per request: Aliyun takes at most 1000; 0 = that maximum";
+    if (auto n = read_int(c, batch_max->first, batch_max->second, path + ".batch_max", 0, tencent ? 200 : 1000, unit)) {
+      p.batch_max = *n;
+    }
+  }
+  if (tencent) {
+    if (!sdk_app_id)
+      c.add(item.Mark(), path + ": missing 'sdk_app_id' (kind tencent needs its SmsSdkAppId, e.g. \"1400000000\")");
+    if (!has_region) p.region = "ap-guangzhou";
+    if (region_value && starts_with(p.region, "cn-")) {
+      c.add(region_value->Mark(), path + ".region: '" + p.region +
+                                      "' is an Aliyun region; Tencent SMS regions look like ap-guangzhou (the "
+                                      "default), ap-beijing or ap-nanjing");
+    }
+  } else {
+    if (sdk_app_id) {
+      c.add(sdk_app_id->first.Mark(),
+            path + ".sdk_app_id: only used by kind tencent; remove it from this aliyun provider");
+    }
+    if (params_key) {
+      c.add(params_key->Mark(), path +
+                                    ".template_params: only used by kind tencent; Aliyun's TemplateParam sends every "
+                                    "variable by name, so remove it from this aliyun provider");
+    }
+  }
+  for (const auto& [name_key, code] : codes) {
+    const std::string& text = code.Scalar();
+    const bool ok = tencent ? all_digits(text) : (starts_with(text, "SMS_") && all_digits(text.substr(4)));
+    if (!ok) {
+      c.add(code.Mark(), path + ".templates." + name_key.Scalar() + ": '" + utf8_prefix(text, 40) + "' is not " +
+                             (tencent ? "a Tencent template ID (digits, e.g. 1234567)"
+                                      : "an Aliyun template code (SMS_ and digits, e.g. SMS_123456)") +
+                             "; use the code the provider approved for this template");
+    }
+  }
+}
+
+void read_sms(Checker& c, const YAML::Node& key, const YAML::Node& node, SmsConfig& s, ChannelsDraft& draft) {
+  walk_map(c, key, node, "channels.sms",
+           {
+               {"circuit_failures",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto n = read_int(c, fk, v, "channels.sms.circuit_failures", 1, 1000, "consecutive errors")) {
+                    s.circuit_failures = *n;
+                  }
+                }},
+               {"circuit_open_s",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto n = read_int(c, fk, v, "channels.sms.circuit_open_s", 1, 3600, "s")) s.circuit_open_s = *n;
+                }},
+               {"providers",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (v.IsNull()) return;
+                  if (!v.IsSequence()) {
+                    c.add(where(fk, v),
+                          "channels.sms.providers: expected a list of {name, kind, endpoint, sign_name, "
+                          "credentials_env, templates, ...}, got " +
+                              describe(v));
+                    return;
+                  }
+                  std::vector<YAML::Mark> name_marks;
+                  std::size_t index = 0;
+                  for (const auto& item : v) {
+                    ProviderDraft d;
+                    d.path = "channels.sms.providers[" + std::to_string(index++) + "]";
+                    d.mark = item.Mark();
+                    if (!item.IsMap()) {
+                      c.add(item.Mark(),
+                            d.path + ": expected a mapping {name, kind, endpoint, ...}, got " + describe(item));
+                      continue;
+                    }
+                    SmsProviderConfig p;
+                    YAML::Mark name_mark = item.Mark();
+                    read_sms_provider(c, item, d, p, name_mark);
+                    for (std::size_t j = 0; j < s.providers.size(); ++j) {
+                      if (!p.name.empty() && s.providers[j].name == p.name) {
+                        c.add(name_mark, d.path + ".name: duplicate provider name '" + p.name + "' (first at line " +
+                                             std::to_string(c.position(name_marks[j]).first) +
+                                             "); provider names must be unique");
+                        break;
+                      }
+                    }
+                    name_marks.push_back(name_mark);
+                    s.providers.push_back(std::move(p));
+                    draft.providers.push_back(std::move(d));
+                  }
+                  const bool any_weight = std::any_of(s.providers.begin(), s.providers.end(),
+                                                      [](const SmsProviderConfig& p) { return p.weight > 0; });
+                  if (!s.providers.empty() && !any_weight) {
+                    c.add(fk.Mark(),
+                          "channels.sms.providers: every provider has weight 0, so none would get any "
+                          "traffic; give at least one a weight above 0");
+                  }
+                }},
+           });
+}
+
+bool valid_wechat_app_id(std::string_view s) {
+  return s.size() == 18 && starts_with(s, "wx") && std::all_of(s.begin() + 2, s.end(), [](char ch) {
+           return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+         });
+}
+
+// WeChat data keys are a type and a number: thing1, time3, character_string2.
+bool valid_wechat_field_key(std::string_view key) {
+  std::size_t digits = 0;
+  while (digits < key.size() && key[key.size() - 1 - digits] >= '0' && key[key.size() - 1 - digits] <= '9') ++digits;
+  const std::string_view type = key.substr(0, key.size() - digits);
+  return digits > 0 && !type.empty() && type.front() != '_' && type.back() != '_' &&
+         std::all_of(type.begin(), type.end(), [](char ch) { return (ch >= 'a' && ch <= 'z') || ch == '_'; });
+}
+
+// The text of a field with its well-formed {{placeholders}} taken out.
+std::string strip_placeholders(const std::string& s, bool& had_placeholder) {
+  std::string out;
+  std::size_t i = 0;
+  had_placeholder = false;
+  while (i < s.size()) {
+    const std::size_t open = s.find("{{", i);
+    if (open == std::string::npos) break;
+    const std::size_t close = s.find("}}", open + 2);
+    if (close == std::string::npos) break;
+    out += s.substr(i, open - i);
+    had_placeholder = true;
+    i = close + 2;
+  }
+  out += s.substr(std::min(i, s.size()));
+  return out;
+}
+
+struct WechatFieldDraft {
+  std::string path;
+  std::string key;
+  YAML::Node value;
+};
+
+void read_wechat_template(Checker& c, const YAML::Node& name_key, const YAML::Node& node, WechatTemplateConfig& t,
+                          std::vector<WechatFieldDraft>& fields) {
+  const std::string path = "channels.wechat.templates." + name_key.Scalar();
+  std::tie(t.line, t.column) = c.position(name_key.Mark());
+  bool has_template_id = false;
+  bool has_fields = false;
+  const bool is_map = walk_map(
+      c, name_key, node, path,
+      {
+          {"template_id",
+           [&](const YAML::Node& fk, const YAML::Node& v) {
+             has_template_id = true;
+             auto s = read_string(c, fk, v, path + ".template_id");
+             if (!s) return;
+             const bool ok = std::all_of(s->begin(), s->end(), [](char ch) {
+               return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+                      ch == '-';
+             });
+             if (!ok) {
+               c.add(v.Mark(), path + ".template_id: '" + utf8_prefix(*s, 50) +
+                                   "' is not a WeChat template id (letters, digits, '_' and '-', as shown in the "
+                                   "WeChat admin console)");
+               return;
+             }
+             t.template_id = *s;
+           }},
+          {"page",
+           [&](const YAML::Node& fk, const YAML::Node& v) {
+             auto s = read_string(c, fk, v, path + ".page", false);
+             if (!s) return;
+             if (s->find_first_of(" \t\r\n") != std::string::npos || starts_with(*s, "http")) {
+               c.add(v.Mark(), path + ".page: expected a mini-program page path such as pages/notice/index, got '" +
+                                   utf8_prefix(*s, 50) + "'");
+               return;
+             }
+             t.page = *s;
+           }},
+          {"fields",
+           [&](const YAML::Node& fk, const YAML::Node& v) {
+             has_fields = true;
+             if (v.IsNull() || (v.IsMap() && v.size() == 0)) {
+               c.add(where(fk, v), path +
+                                       ".fields: a WeChat template needs at least one field, e.g. {thing1: "
+                                       "\"{{court_name}}\"}");
+               return;
+             }
+             if (!v.IsMap()) {
+               c.add(where(fk, v), path +
+                                       ".fields: expected a mapping of WeChat data key: text (e.g. {thing1: "
+                                       "\"{{court_name}}\"}), got " +
+                                       describe(v));
+               return;
+             }
+             std::set<std::string> seen;
+             for (const auto& kv : v) {
+               if (!kv.first.IsScalar()) {
+                 c.add(kv.first.Mark(), path + ".fields: keys must be WeChat data keys, got " + describe(kv.first));
+                 continue;
+               }
+               const std::string& field = kv.first.Scalar();
+               if (is_secret_key(field)) continue;  // reported by find_secrets
+               const std::string field_path = cat(path, ".fields.", field);
+               if (!seen.insert(field).second) {
+                 c.add(kv.first.Mark(), cat("duplicate key '", field, "' in ", path, ".fields; keep one"));
+                 continue;
+               }
+               if (!valid_wechat_field_key(field)) {
+                 c.add(kv.first.Mark(), field_path +
+                                            ": not a WeChat data key; keys are the field's type and number as the "
+                                            "template shows them, e.g. thing1, time3, character_string2");
+                 continue;
+               }
+               auto s = read_string(c, kv.first, kv.second, field_path);
+               if (!s) continue;
+               check_placeholders(c, kv.second, field_path);
+               t.fields[field] = *s;
+               fields.push_back(WechatFieldDraft{field_path, field, kv.second});
+             }
+           }},
+      });
+  if (is_map && !has_template_id) {
+    c.add(name_key.Mark(), path + ": missing 'template_id' (the id WeChat gave the template, from the admin console)");
+  }
+  if (is_map && !has_fields) {
+    c.add(name_key.Mark(), path + ": missing 'fields' (WeChat data key: text, e.g. {thing1: \"{{court_name}}\"})");
+  }
+}
+
+// The field length and line-break rules, on what the loader can see: the whole text when it
+// has no placeholders, else the literal part (the filled-in value is checked again at send time).
+void check_wechat_fields(Checker& c, const std::vector<WechatFieldDraft>& fields, const std::string& kind) {
+  for (const auto& f : fields) {
+    const std::string& text = f.value.Scalar();
+    bool had_placeholder = false;
+    const std::string literal = strip_placeholders(text, had_placeholder);
+    if (literal.find("{{") != std::string::npos || literal.find("}}") != std::string::npos) continue;  // reported
+    if (had_placeholder && literal.empty()) continue;
+    const Status st = kind == "mini_program" ? wechat::check_subscribe_field(f.key, literal)
+                                             : wechat::check_template_field(f.key, literal);
+    if (st.ok()) continue;
+    if (had_placeholder) {
+      c.add(f.value.Mark(), f.path + ": the text around the placeholders alone breaks the rule: " + st.error().message +
+                                " (the value with the placeholders filled in is checked at send "
+                                "time)");
+    } else {
+      c.add(f.value.Mark(), f.path + ": " + st.error().message);
+    }
+  }
+}
+
+void read_wechat(Checker& c, const YAML::Node& key, const YAML::Node& node, WechatConfig& w, ChannelsDraft& draft) {
+  draft.wechat_key = key.Mark();
+  const std::string path = "channels.wechat";
+  bool has_app_id = false;
+  std::vector<WechatFieldDraft> fields;
+  walk_map(c, key, node, path,
+           {
+               {"enabled",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto b = read_bool(c, fk, v, path + ".enabled")) w.enabled = *b;
+                }},
+               {"kind",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto s = read_choice(c, fk, v, path + ".kind", kWechatKinds, "WeChat kind")) w.kind = *s;
+                }},
+               {"app_id",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  has_app_id = true;
+                  auto s = read_string(c, fk, v, path + ".app_id");
+                  if (!s) return;
+                  if (!valid_wechat_app_id(*s)) {
+                    c.add(v.Mark(), path + ".app_id: '" + utf8_prefix(*s, 40) +
+                                        "' is not a WeChat AppID (wx and 16 hexadecimal digits, e.g. "
+                                        "wx0123456789abcdef)");
+                    return;
+                  }
+                  w.app_id = *s;
+                }},
+               {"endpoint",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto s = read_endpoint(c, fk, v, path + ".endpoint", "https://api.weixin.qq.com"))
+                    w.endpoint = *s;
+                }},
+               {"credentials_env",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto s = read_env_prefix(c, fk, v, path + ".credentials_env")) w.credentials_env = *s;
+                }},
+               {"concurrency",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto n = read_int(c, fk, v, path + ".concurrency", 1, 256, "requests in flight"))
+                    w.concurrency = *n;
+                }},
+               {"rate_per_sec",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto r = read_rate(c, fk, v, path + ".rate_per_sec")) w.rate_per_sec = *r;
+                }},
+               {"timeout_ms",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto n = read_int(c, fk, v, path + ".timeout_ms", 1, 600000, "ms")) w.timeout_ms = *n;
+                }},
+               {"templates",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  draft.wechat_templates_key = fk.Mark();
+                  draft.wechat_templates_readable = read_named_map(
+                      c, fk, v, path + ".templates", "a mapping of songda template name: {template_id, page, fields}",
+                      [&](const YAML::Node& nk, const YAML::Node& tv) {
+                        draft.wechat_template_names.push_back(NamedMark{nk.Scalar(), nk.Mark()});
+                        WechatTemplateConfig t;
+                        read_wechat_template(c, nk, tv, t, fields);
+                        w.templates[nk.Scalar()] = std::move(t);
+                      });
+                }},
+           });
+  if (w.enabled && !has_app_id) {
+    c.add(key.Mark(), path + ": enabled, but app_id is missing (the account's AppID, e.g. wx0123456789abcdef)");
+  }
+  check_wechat_fields(c, fields, w.kind);
+}
+
+bool valid_email_address(std::string_view s) {
+  const std::size_t at = s.find('@');
+  if (at == std::string_view::npos || at == 0 || at + 1 >= s.size() || s.find('@', at + 1) != std::string_view::npos) {
+    return false;
+  }
+  const std::string_view local = s.substr(0, at);
+  const std::string_view domain = s.substr(at + 1);
+  const bool local_ok = std::all_of(local.begin(), local.end(), [](char ch) {
+    const auto u = static_cast<unsigned char>(ch);
+    return u > 0x20 && u < 0x7F && std::string_view("<>()[]\\,;:\"").find(ch) == std::string_view::npos;
+  });
+  const bool domain_ok = domain.front() != '.' && domain.back() != '.' && domain.front() != '-' &&
+                         std::all_of(domain.begin(), domain.end(), [](char ch) {
+                           return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                                  ch == '.' || ch == '-';
+                         });
+  return local_ok && domain_ok;
+}
+
+void read_email(Checker& c, const YAML::Node& key, const YAML::Node& node, EmailConfig& e) {
+  const std::string path = "channels.email";
+  std::optional<YAML::Node> url_value;
+  std::optional<YAML::Node> starttls_value;
+  walk_map(c, key, node, path,
+           {
+               {"enabled",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto b = read_bool(c, fk, v, path + ".enabled")) e.enabled = *b;
+                }},
+               {"smtp_url",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  auto s = read_string(c, fk, v, path + ".smtp_url");
+                  if (!s) return;
+                  const auto url = parse_url(trim(*s));
+                  if (!url || (url->scheme != "smtp" && url->scheme != "smtps")) {
+                    c.add(v.Mark(), path + ".smtp_url: expected smtp://host:587 (STARTTLS) or smtps://host:465, got '" +
+                                        utf8_prefix(*s, 60) + "'");
+                    return;
+                  }
+                  e.smtp_url = std::string(trim(*s));
+                  url_value = v;
+                }},
+               {"starttls",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto s = read_choice(c, fk, v, path + ".starttls", kStarttlsModes, "starttls mode")) {
+                    e.starttls = *s;
+                    starttls_value = v;
+                  }
+                }},
+               {"from",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  auto s = read_string(c, fk, v, path + ".from");
+                  if (!s) return;
+                  if (!valid_email_address(trim(*s))) {
+                    c.add(v.Mark(), path + ".from: '" + utf8_prefix(*s, 60) +
+                                        "' is not an email address; write the bare address (e.g. "
+                                        "noreply@court.example) and the display name in from_name");
+                    return;
+                  }
+                  e.from = std::string(trim(*s));
+                }},
+               {"from_name",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  auto s = read_string(c, fk, v, path + ".from_name", false);
+                  if (!s) return;
+                  if (has_line_break(*s) || std::any_of(s->begin(), s->end(), [](char ch) {
+                        return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7F;
+                      })) {
+                    c.add(v.Mark(), path +
+                                        ".from_name: must be one line without control characters (it becomes the "
+                                        "From header)");
+                    return;
+                  }
+                  e.from_name = *s;
+                }},
+               {"credentials_env",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto s = read_env_prefix(c, fk, v, path + ".credentials_env")) e.credentials_env = *s;
+                }},
+               {"ca_file",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto s = read_string(c, fk, v, path + ".ca_file", false)) e.ca_file = *s;
+                }},
+               {"concurrency",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto n = read_int(c, fk, v, path + ".concurrency", 1, 256, "connections")) e.concurrency = *n;
+                }},
+               {"rate_per_sec",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto r = read_rate(c, fk, v, path + ".rate_per_sec")) e.rate_per_sec = *r;
+                }},
+               {"timeout_ms",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto n = read_int(c, fk, v, path + ".timeout_ms", 1, 600000, "ms")) e.timeout_ms = *n;
+                }},
+           });
+  const auto url = parse_url(e.smtp_url);
+  if (!url) return;
+  if (url_value && !url->userinfo.empty()) {
+    const std::string vars = e.credentials_env + "_USER and " + e.credentials_env + "_PASSWORD";
+    if (url->userinfo.find(':') != std::string::npos) {
+      c.add(url_value->Mark(), path + ".smtp_url: contains a password; secrets do not belong in YAML; set " + vars +
+                                   " in the environment");
+    } else {
+      c.add(url_value->Mark(), path + ".smtp_url: the user name belongs in " + e.credentials_env +
+                                   "_USER in the environment, not in the URL");
+    }
+  }
+  if (e.starttls == "none" && url->scheme == "smtp" && !is_loopback_host(url->host) && starttls_value) {
+    c.add(starttls_value->Mark(),
+          path + ".starttls: 'none' would send mail to " + url->host +
+              " in clear text, so parties' personal data and the SMTP password could be read on the way; it is "
+              "only allowed for a test server on loopback (127.0.0.1, localhost, ::1); use required, or smtps:// "
+              "on port 465");
+  }
+}
+
+void read_channels(Checker& c, const YAML::Node& key, const YAML::Node& node, ChannelsConfig& ch,
+                   ChannelsDraft& draft) {
+  walk_map(c, key, node, "channels",
+           {
+               {"sms", [&](const YAML::Node& k, const YAML::Node& v) { read_sms(c, k, v, ch.sms, draft); }},
+               {"wechat", [&](const YAML::Node& k, const YAML::Node& v) { read_wechat(c, k, v, ch.wechat, draft); }},
+               {"email", [&](const YAML::Node& k, const YAML::Node& v) { read_email(c, k, v, ch.email); }},
+           });
+}
+
+void read_quiet_hours(Checker& c, const YAML::Node& key, const YAML::Node& node, QuietHoursConfig& q) {
+  const std::string path = "quiet_hours";
+  std::optional<YAML::Node> clock_value;  // the later of start and end as written
+  int start_minute = parse_clock(q.start).value_or(-1);
+  int end_minute = parse_clock(q.end).value_or(-2);
+  std::optional<YAML::Node> channels_value;
+  auto clock = [&](std::string_view name, std::string& text, int& minute) {
+    return Field{name, [&c, &text, &minute, &clock_value, path, name](const YAML::Node& fk, const YAML::Node& v) {
+                   const std::string field_path = path + "." + std::string(name);
+                   auto s = read_string(c, fk, v, field_path);
+                   if (!s) return;
+                   const auto m = parse_clock(*s);
+                   if (!m) {
+                     c.add(v.Mark(), field_path +
+                                         ": expected a time of day HH:MM (00:00..23:59, court's local time), "
+                                         "got '" +
+                                         utf8_prefix(*s, 40) + "'");
+                     return;
+                   }
+                   minute = *m;
+                   text = clock_text(*m);
+                   clock_value = v;
+                 }};
+  };
+  walk_map(c, key, node, path,
+           {
+               {"enabled",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto b = read_bool(c, fk, v, path + ".enabled")) q.enabled = *b;
+                }},
+               clock("start", q.start, start_minute),
+               clock("end", q.end, end_minute),
+               {"utc_offset",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  auto s = read_string(c, fk, v, path + ".utc_offset");
+                  if (!s) return;
+                  const auto m = parse_utc_offset(*s);
+                  if (!m) {
+                    c.add(v.Mark(), path +
+                                        ".utc_offset: expected ±HH:MM between -12:00 and +14:00 (e.g. \"+08:00\" "
+                                        "for China), got '" +
+                                        utf8_prefix(*s, 40) + "'");
+                    return;
+                  }
+                  q.utc_offset_minutes = *m;
+                }},
+               {"channels",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  auto list = read_string_list(c, fk, v, path + ".channels");
+                  if (!list) return;
+                  channels_value = v.IsNull() ? fk : v;
+                  std::vector<std::string> channels;
+                  for (const auto& item : *list) {
+                    if (!contains(kChannels, item.text)) {
+                      c.add(item.mark, path + ".channels: unknown channel '" + item.text +
+                                           "'; allowed: " + join(kChannels) + did_you_mean(item.text, kChannels));
+                    } else if (contains(channels, item.text)) {
+                      c.add(item.mark, path + ".channels: channel '" + item.text + "' is listed twice");
+                    } else {
+                      channels.push_back(item.text);
+                    }
+                  }
+                  q.channels = std::move(channels);
+                }},
+           });
+  if (start_minute == end_minute && clock_value) {
+    c.add(clock_value->Mark(), path + ": start and end are both " + q.start +
+                                   ", which leaves no quiet time; change one, or set enabled: false");
+  }
+  if (q.enabled && q.channels.empty() && channels_value) {
+    c.add(channels_value->Mark(), path +
+                                      ".channels: enabled, but no channel keeps quiet; name at least one (e.g. "
+                                      "[sms]) or set enabled: false");
+  }
+}
+
 struct RouteDraft {
   RouteConfig route;
   std::string path;
   YAML::Mark mark;
   YAML::Mark template_mark;
+  std::vector<YAML::Mark> channel_marks;  // parallel to route.channels
   bool event_ok = false;
 };
+
+struct FallbackDraft {
+  FallbackConfig fallback;
+  std::string path;
+  YAML::Mark mark;
+  std::optional<YAML::Mark> from_mark;  // set when `from` names a known channel
+  std::optional<YAML::Mark> to_mark;
+  bool complete = false;  // from, to and unless all read
+};
+
+std::optional<FallbackDraft> read_fallback(Checker& c, const YAML::Node& item, const std::string& path) {
+  FallbackDraft d;
+  d.path = path;
+  d.mark = item.Mark();
+  FallbackConfig& f = d.fallback;
+  std::tie(f.line, f.column) = c.position(item.Mark());
+  if (!item.IsMap()) {
+    c.add(item.Mark(), path +
+                           ": expected a mapping {from, to, unless, after} (e.g. {from: wechat, to: sms, unless: "
+                           "DELIVERED, after: 10m}), got " +
+                           describe(item));
+    return std::nullopt;
+  }
+  bool has_from = false;
+  bool has_to = false;
+  bool has_unless = false;
+  bool unless_ok = false;
+  auto channel = [&](std::string_view name, std::string& out, std::optional<YAML::Mark>& mark, bool& seen) {
+    return Field{name, [&c, &out, &mark, &seen, path, name](const YAML::Node& fk, const YAML::Node& v) {
+                   seen = true;
+                   if (auto s = read_choice(c, fk, v, path + "." + std::string(name), kChannels, "channel")) {
+                     out = *s;
+                     mark = v.Mark();
+                   }
+                 }};
+  };
+  walk_map(c, item, item, path,
+           {
+               channel("from", f.from, d.from_mark, has_from),
+               channel("to", f.to, d.to_mark, has_to),
+               {"unless",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  has_unless = true;
+                  if (auto s = read_choice(c, fk, v, path + ".unless", kReceiptStates, "receipt state")) {
+                    f.unless = *s;
+                    unless_ok = true;
+                  }
+                }},
+               {"after",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto n = read_duration(c, fk, v, path + ".after", 1, 30 * 86400)) f.after_s = *n;
+                }},
+           });
+  if (!has_from) c.add(item.Mark(), path + ": missing 'from' (the channel whose receipt is awaited)");
+  if (!has_to) c.add(item.Mark(), path + ": missing 'to' (the channel to send on when it does not come)");
+  if (!has_unless) c.add(item.Mark(), path + ": missing 'unless' (" + join(kReceiptStates) + ")");
+  d.complete = d.from_mark && d.to_mark && unless_ok;
+  return d;
+}
+
+// A route's fallbacks, checked against its channels once both are read.
+void check_fallbacks(Checker& c, const std::vector<FallbackDraft>& fallbacks, RouteConfig& r, bool channels_known) {
+  for (std::size_t i = 0; i < fallbacks.size(); ++i) {
+    const FallbackDraft& d = fallbacks[i];
+    bool ok = d.complete;
+    if (channels_known) {
+      for (const auto& [name, value, mark] :
+           {std::tuple{"from", d.fallback.from, d.from_mark}, std::tuple{"to", d.fallback.to, d.to_mark}}) {
+        if (mark && !contains(r.channels, value)) {
+          c.add(*mark, d.path + "." + name + ": '" + value + "' is not one of this route's channels (" +
+                           join(r.channels) + "); a fallback moves between the route's own channels");
+          ok = false;
+        }
+      }
+    }
+    if (d.from_mark && d.to_mark && d.fallback.from == d.fallback.to) {
+      c.add(*d.to_mark,
+            d.path + ".to: same channel as from ('" + d.fallback.from + "'); a fallback sends on another channel");
+      ok = false;
+    }
+    if (!ok) continue;
+    const auto twin = std::find_if(r.fallback.begin(), r.fallback.end(), [&](const FallbackConfig& f) {
+      return f.from == d.fallback.from && f.to == d.fallback.to;
+    });
+    if (twin != r.fallback.end()) {
+      c.add(d.mark, d.path + ": " + d.fallback.from + " -> " + d.fallback.to + " is already a fallback (line " +
+                        std::to_string(twin->line) + "); keep one");
+      continue;
+    }
+    r.fallback.push_back(d.fallback);
+  }
+}
 
 void read_routes(Checker& c, const YAML::Node& key, const YAML::Node& node, std::vector<RouteDraft>& drafts) {
   if (node.IsNull()) return;
@@ -882,13 +2079,15 @@ void read_routes(Checker& c, const YAML::Node& key, const YAML::Node& node, std:
     d.mark = item.Mark();
     std::tie(d.route.line, d.route.column) = c.position(item.Mark());
     if (!item.IsMap()) {
-      c.add(item.Mark(),
-            d.path + ": expected a mapping {event, roles, channels, template, urgent}, got " + describe(item));
+      c.add(item.Mark(), d.path + ": expected a mapping {event, roles, channels, template, urgent, fallback}, got " +
+                             describe(item));
       continue;
     }
     bool has_event = false;
     bool has_channels = false;
+    bool channels_read = false;
     bool has_template = false;
+    std::vector<FallbackDraft> fallbacks;
     RouteConfig& r = d.route;
     walk_map(c, item, item, d.path,
              {
@@ -925,6 +2124,7 @@ void read_routes(Checker& c, const YAML::Node& key, const YAML::Node& node, std:
                     has_channels = true;
                     auto list = read_string_list(c, fk, v, d.path + ".channels");
                     if (!list) return;
+                    channels_read = true;
                     if (list->empty()) {
                       c.add(where(fk, v),
                             d.path + ".channels: a route needs at least one channel (" + join(kChannels) + ")");
@@ -937,6 +2137,7 @@ void read_routes(Checker& c, const YAML::Node& key, const YAML::Node& node, std:
                         c.add(channel.mark, d.path + ".channels: channel '" + channel.text + "' is listed twice");
                       } else {
                         r.channels.push_back(channel.text);
+                        d.channel_marks.push_back(channel.mark);
                       }
                     }
                   }},
@@ -950,7 +2151,22 @@ void read_routes(Checker& c, const YAML::Node& key, const YAML::Node& node, std:
                   [&](const YAML::Node& fk, const YAML::Node& v) {
                     if (auto b = read_bool(c, fk, v, d.path + ".urgent")) r.urgent = *b;
                   }},
+                 {"fallback",
+                  [&](const YAML::Node& fk, const YAML::Node& v) {
+                    if (v.IsNull()) return;
+                    if (!v.IsSequence()) {
+                      c.add(where(fk, v),
+                            d.path + ".fallback: expected a list of {from, to, unless, after}, got " + describe(v));
+                      return;
+                    }
+                    std::size_t i = 0;
+                    for (const auto& fallback : v) {
+                      auto f = read_fallback(c, fallback, d.path + ".fallback[" + std::to_string(i++) + "]");
+                      if (f) fallbacks.push_back(std::move(*f));
+                    }
+                  }},
              });
+    check_fallbacks(c, fallbacks, r, channels_read);
     if (!has_event) c.add(item.Mark(), d.path + ": missing 'event' (one of " + join(kEventTypes) + ")");
     if (!has_channels) c.add(item.Mark(), d.path + ": a route needs at least one channel; add channels: [inapp, …]");
     if (!has_template) c.add(item.Mark(), d.path + ": missing 'template' (the name of an entry under templates)");
@@ -994,6 +2210,97 @@ void cross_check(Checker& c, const std::vector<RouteDraft>& drafts,
         break;
       }
     }
+  }
+}
+
+// Checks between channels, templates and routes: every template a provider or WeChat maps exists;
+// every channel a route uses is configured; every template sent on SMS has a code in every
+// provider, and every template sent on WeChat a WeChat template.
+void cross_check_channels(Checker& c, const std::vector<RouteDraft>& drafts, const Config& config,
+                          const ChannelsDraft& draft) {
+  std::vector<std::string> names;
+  names.reserve(config.templates.size());
+  for (const auto& [name, t] : config.templates) names.push_back(name);
+  auto check_known = [&](const std::string& path, const std::vector<NamedMark>& mapped) {
+    for (const auto& m : mapped) {
+      if (config.templates.count(m.name) != 0) continue;
+      std::string message = path + "." + m.name + ": no template named '" + m.name + "'";
+      const std::string hint = did_you_mean(m.name, names);
+      message += hint.empty() ? "; define it under templates or remove this entry" : hint;
+      c.add(m.mark, std::move(message));
+    }
+  };
+  for (std::size_t i = 0; i < draft.providers.size(); ++i) {
+    const ProviderDraft& d = draft.providers[i];
+    const SmsProviderConfig& p = config.channels.sms.providers[i];
+    check_known(d.path + ".templates", d.template_names);
+    check_known(d.path + ".template_params", d.param_names);
+    for (const auto& m : d.param_names) {
+      if (p.kind != "tencent" || config.templates.count(m.name) == 0 || p.templates.count(m.name) != 0) continue;
+      c.add(m.mark, cat(d.path, ".template_params.", m.name, ": provider ", p.name, " has no template code for '",
+                        m.name, "' under templates; add one or remove these parameters"));
+    }
+  }
+  check_known("channels.wechat.templates", draft.wechat_template_names);
+
+  const ChannelsConfig& ch = config.channels;
+  // Templates sent on a channel, in the order routes first use them, with the routes that do.
+  std::vector<std::pair<std::string, std::vector<std::string>>> sms_templates;
+  std::vector<std::pair<std::string, std::vector<std::string>>> wechat_templates;
+  auto note = [](std::vector<std::pair<std::string, std::vector<std::string>>>& list, const std::string& name,
+                 const std::string& route) {
+    auto it = std::find_if(list.begin(), list.end(), [&](const auto& e) { return e.first == name; });
+    if (it == list.end()) it = list.insert(list.end(), {name, {}});
+    it->second.push_back(route);
+  };
+  for (const RouteDraft& d : drafts) {
+    const std::string route = d.event_ok ? "route " + d.route.event_type : d.path;
+    const bool template_ok = config.templates.count(d.route.template_name) != 0;
+    for (std::size_t i = 0; i < d.route.channels.size(); ++i) {
+      const std::string& channel = d.route.channels[i];
+      const YAML::Mark& mark = d.channel_marks[i];
+      const std::string at = cat(d.path, ".channels: ", route, " uses ", channel);
+      if (channel == "sms") {
+        if (ch.sms.providers.empty()) {
+          c.add(mark, at + ", but channels.sms has no providers; add one under channels.sms.providers or take sms "
+                           "off this route");
+        } else if (template_ok) {
+          note(sms_templates, d.route.template_name, d.event_ok ? d.route.event_type : d.path);
+        }
+      } else if (channel == "wechat") {
+        if (!ch.wechat.enabled) {
+          c.add(mark, at + ", but channels.wechat is not enabled; set channels.wechat.enabled: true (with app_id "
+                           "and templates) or take wechat off this route");
+        } else if (template_ok) {
+          note(wechat_templates, d.route.template_name, d.event_ok ? d.route.event_type : d.path);
+        }
+      } else if (channel == "email" && !ch.email.enabled) {
+        c.add(mark, at + ", but channels.email is not enabled; set channels.email.enabled: true or take email off "
+                         "this route");
+      }
+    }
+  }
+  auto which = [](const std::vector<std::string>& routes, std::string_view channel) {
+    return (routes.size() == 1 ? "which route " + routes.front() + " sends by "
+                               : "which routes " + join(routes) + " send by ") +
+           std::string(channel);
+  };
+  for (std::size_t i = 0; i < ch.sms.providers.size(); ++i) {
+    const SmsProviderConfig& p = ch.sms.providers[i];
+    const ProviderDraft& d = draft.providers[i];
+    const std::string name = p.name.empty() ? d.path : p.name;
+    if (!d.templates_readable) continue;
+    for (const auto& [template_name, routes] : sms_templates) {
+      if (p.templates.count(template_name) != 0) continue;
+      c.add(d.templates_key.value_or(d.mark), cat(d.path, ".templates: provider ", name, " has no template code for '",
+                                                  template_name, "', ", which(routes, "sms")));
+    }
+  }
+  for (const auto& [template_name, routes] : wechat_templates) {
+    if (ch.wechat.templates.count(template_name) != 0 || !draft.wechat_templates_readable) continue;
+    c.add(draft.wechat_templates_key.value_or(draft.wechat_key.value_or(YAML::Mark::null_mark())),
+          cat("channels.wechat.templates: no WeChat template for '", template_name, "', ", which(routes, "wechat"),
+              "; add channels.wechat.templates.", template_name));
   }
 }
 
@@ -1057,6 +2364,7 @@ ConfigLoad load_config_text(const std::string& yaml, const std::string& file_nam
   find_secrets(c, root, "", "");
 
   std::vector<RouteDraft> drafts;
+  ChannelsDraft channels;
   walk_map(
       c, root, root, "",
       {
@@ -1064,10 +2372,15 @@ ConfigLoad load_config_text(const std::string& yaml, const std::string& file_nam
           {"redis", [&](const YAML::Node& k, const YAML::Node& v) { read_redis(c, k, v, config.redis); }},
           {"http", [&](const YAML::Node& k, const YAML::Node& v) { read_http(c, k, v, config.http); }},
           {"dispatch", [&](const YAML::Node& k, const YAML::Node& v) { read_dispatch(c, k, v, config.dispatch); }},
+          {"channels",
+           [&](const YAML::Node& k, const YAML::Node& v) { read_channels(c, k, v, config.channels, channels); }},
+          {"quiet_hours",
+           [&](const YAML::Node& k, const YAML::Node& v) { read_quiet_hours(c, k, v, config.quiet_hours); }},
           {"templates", [&](const YAML::Node& k, const YAML::Node& v) { read_templates(c, k, v, config.templates); }},
           {"routes", [&](const YAML::Node& k, const YAML::Node& v) { read_routes(c, k, v, drafts); }},
       });
   cross_check(c, drafts, config.templates);
+  cross_check_channels(c, drafts, config, channels);
 
   if (c.has_issues()) {
     out.issues = c.take_issues();

@@ -48,7 +48,8 @@ struct DispatchConfig {
 
 // ---- Channels and providers (issue: channels). Secrets are never here: each provider
 // names an environment prefix, e.g. credentials_env: SONGDA_ALIYUN reads
-// SONGDA_ALIYUN_ACCESS_KEY_ID and SONGDA_ALIYUN_ACCESS_KEY_SECRET.
+// SONGDA_ALIYUN_ACCESS_KEY_ID and SONGDA_ALIYUN_ACCESS_KEY_SECRET (Tencent:
+// <prefix>_SECRET_ID and <prefix>_SECRET_KEY).
 
 struct SmsProviderConfig {
   std::string name;             // unique, e.g. "aliyun-main"
@@ -60,6 +61,9 @@ struct SmsProviderConfig {
   std::string region = "cn-hangzhou";   // Aliyun RegionId / Tencent region (ap-guangzhou)
   std::string sdk_app_id;       // Tencent SmsSdkAppId
   std::map<std::string, std::string> templates;  // songda template name -> provider template code/id
+  // Tencent only: songda template name -> the ordered variable names whose values fill
+  // TemplateParamSet ({1}, {2}, ...); a template not listed here is sent with no parameters.
+  std::map<std::string, std::vector<std::string>> template_params;
   std::string credentials_env;  // prefix of the environment variables holding the keys
   int concurrency = 4;          // requests in flight to this provider
   double rate_per_sec = 50;     // token bucket shared by all instances (Redis)
@@ -118,8 +122,8 @@ struct ChannelsConfig {
 // Non-urgent deliveries due inside quiet hours wait until they end (court's local time).
 struct QuietHoursConfig {
   bool enabled = false;
-  std::string start = "22:00";
-  std::string end = "08:00";
+  std::string start = "22:00";  // HH:MM, local; the loader writes it with two-digit hours ("7:00" -> "07:00")
+  std::string end = "08:00";    // end < start: the window spans midnight
   int utc_offset_minutes = 8 * 60;  // China Standard Time
   std::vector<std::string> channels = {"sms"};  // which channels keep quiet
 };

@@ -12,7 +12,8 @@ std::string sign_link_token(const std::string& secret, const std::string& delive
 
 Result<LinkClaims> verify_link_token(const std::string& secret, const std::string& token, std::int64_t now_unix_s) {
   const auto dot = token.find('.');
-  if (dot == std::string::npos || token.size() > 256) return Error::permanent("link_malformed", "this link is not valid");
+  if (dot == std::string::npos || token.size() > 256)
+    return Error::permanent("link_malformed", "this link is not valid");
   const std::string payload = base64url_decode(token.substr(0, dot));
   const std::string mac = base64url_decode(token.substr(dot + 1));
   if (payload.empty() || mac.size() != 16) return Error::permanent("link_malformed", "this link is not valid");

@@ -39,9 +39,14 @@ Result<int> Dispatcher::run_once(Channel& channel, std::int64_t now_ms) {
   const std::int64_t done_ms = now_unix_ms();
   for (std::size_t i = 0; i < batch.size(); ++i) {
     const Delivery& d = batch[i];
-    const SendOutcome o = i < outcomes.size() ? outcomes[i]
-                                              : SendOutcome{SendOutcome::Kind::kRetryable, "", "", "no_outcome",
-                                                            "channel returned fewer outcomes than deliveries", "", 0};
+    const SendOutcome o =
+        i < outcomes.size() ? outcomes[i] : SendOutcome{SendOutcome::Kind::kRetryable,
+                                                        "",
+                                                        "",
+                                                        "no_outcome",
+                                                        "channel returned fewer outcomes than deliveries",
+                                                        "",
+                                                        0};
     Completion c;
     c.id = d.id;
     c.channel = ch;

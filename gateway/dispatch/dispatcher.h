@@ -34,8 +34,8 @@ struct RetryPolicy {
 };
 
 // Builds the evidence of one outcome (DISPATCHED, PROVIDER_ACCEPTED, DELIVERED, DELIVERY_FAILED).
-using OutcomeEvidenceMaker =
-    std::function<std::vector<EvidenceLeaf>(const Delivery&, const SendOutcome&, const std::string& status, std::int64_t now_ms)>;
+using OutcomeEvidenceMaker = std::function<std::vector<EvidenceLeaf>(const Delivery&, const SendOutcome&,
+                                                                     const std::string& status, std::int64_t now_ms)>;
 
 struct DispatchCounters {
   std::atomic<std::uint64_t> sent{0};

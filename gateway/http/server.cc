@@ -11,7 +11,8 @@ namespace songda {
 
 void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
   res.status = status;
-  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json; charset=utf-8");
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                  "application/json; charset=utf-8");
 }
 
 void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
@@ -68,7 +69,7 @@ ApiServer::ApiServer(const HttpConfig& config, DeliveryStore& store, ApiKeys key
   const int threads = config_.threads;
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
   server_->set_payload_max_length(8 * 1024 * 1024);
-  server_->set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+  server_->set_exception_handler([](const httplib::Request& req, httplib::Response& res, const std::exception_ptr& ep) {
     std::string what = "unknown";
     try {
       std::rethrow_exception(ep);
@@ -193,7 +194,8 @@ void ApiServer::add_routes() {
 
 void ApiServer::start() {
   int port = 0;
-  if (!split_host_port(config_.listen, host_, port)) throw StartupError("http.listen must be host:port, got " + config_.listen);
+  if (!split_host_port(config_.listen, host_, port))
+    throw StartupError("http.listen must be host:port, got " + config_.listen);
   if (port == 0) {
     port_ = server_->bind_to_any_port(host_);
   } else {

@@ -21,9 +21,8 @@ struct Deleter {
 };
 using ConfPtr = std::unique_ptr<rd_kafka_conf_t, Deleter<rd_kafka_conf_t, rd_kafka_conf_destroy>>;
 using KafkaPtr = std::unique_ptr<rd_kafka_t, Deleter<rd_kafka_t, rd_kafka_destroy>>;
-using PartitionsPtr =
-    std::unique_ptr<rd_kafka_topic_partition_list_t,
-                    Deleter<rd_kafka_topic_partition_list_t, rd_kafka_topic_partition_list_destroy>>;
+using PartitionsPtr = std::unique_ptr<rd_kafka_topic_partition_list_t,
+                                      Deleter<rd_kafka_topic_partition_list_t, rd_kafka_topic_partition_list_destroy>>;
 using MessagePtr = std::unique_ptr<rd_kafka_message_t, Deleter<rd_kafka_message_t, rd_kafka_message_destroy>>;
 
 void set(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
@@ -118,7 +117,7 @@ KafkaConsumer::KafkaConsumer(const KafkaConfig& config) : impl_(std::make_unique
   char err[512];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof err);
   if (rk == nullptr) throw StartupError(std::string("cannot create Kafka consumer: ") + err);
-  conf.release();  // owned by rk now
+  (void)conf.release();  // owned by rk now
   impl_->rk.reset(rk);
   rd_kafka_poll_set_consumer(rk);
   PartitionsPtr topics(rd_kafka_topic_partition_list_new(1));
@@ -134,7 +133,8 @@ std::vector<KafkaMessage> KafkaConsumer::poll_batch(int max_messages, int wait_m
   std::vector<KafkaMessage> out;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   while (static_cast<int>(out.size()) < max_messages) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     const int timeout = out.empty() ? static_cast<int>(std::max<long long>(left.count(), 0)) : 0;
     MessagePtr m(rd_kafka_consumer_poll(impl_->rk.get(), timeout));
     if (!m) {
@@ -210,7 +210,7 @@ KafkaProducer::KafkaProducer(const KafkaConfig& config) : impl_(std::make_unique
   char err[512];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), err, sizeof err);
   if (rk == nullptr) throw StartupError(std::string("cannot create Kafka producer: ") + err);
-  conf.release();
+  (void)conf.release();  // owned by rk now
   impl_->rk.reset(rk);
 }
 

@@ -14,9 +14,10 @@
 namespace songda {
 namespace {
 
-constexpr const char* kKnownTypes[] = {"case.filed",        "summons.issued",   "hearing.scheduled", "hearing.rescheduled",
-                                       "hearing.cancelled", "document.served",  "judgment.issued",   "payment.due",
-                                       "mediation.invited", "notice.general",   "notice.broadcast"};
+constexpr const char* kKnownTypes[] = {"case.filed",          "summons.issued",    "hearing.scheduled",
+                                       "hearing.rescheduled", "hearing.cancelled", "document.served",
+                                       "judgment.issued",     "payment.due",       "mediation.invited",
+                                       "notice.general",      "notice.broadcast"};
 
 bool known_type(const std::string& t) {
   return std::any_of(std::begin(kKnownTypes), std::end(kKnownTypes), [&](const char* k) { return t == k; });
@@ -108,7 +109,8 @@ Result<CaseEvent> EventValidator::validate(std::string_view bytes) const {
     }
     const auto& c = r.contacts;
     if (c.mobile.empty() && c.email.empty() && c.wechat_openid.empty() && c.app_user.empty()) {
-      return Error::permanent("no_contact", "recipient " + r.id + " has no contact (mobile, wechat_openid, email, app_user)");
+      return Error::permanent("no_contact",
+                              "recipient " + r.id + " has no contact (mobile, wechat_openid, email, app_user)");
     }
   }
   return event;

@@ -69,7 +69,8 @@ void finish(httplib::Response& res, ReceiptProcessor& p, const std::vector<Recei
 
 }  // namespace
 
-void register_callbacks(ApiServer& server, ReceiptProcessor& p, ReceiptCounters& counters, CallbackSecrets secrets) {
+void register_callbacks(ApiServer& server, ReceiptProcessor& p, ReceiptCounters& counters,
+                        const CallbackSecrets& secrets) {
   auto& s = server.raw();
   s.Post("/callbacks/aliyun/sms-report", [&p, &counters, secrets](const httplib::Request& req, httplib::Response& res) {
     if (!sms_key_ok(req, secrets)) {
@@ -87,10 +88,15 @@ void register_callbacks(ApiServer& server, ReceiptProcessor& p, ReceiptCounters&
       u.delivered = r.success;
       u.reason = r.err_code + (r.err_msg.empty() ? "" : " " + r.err_msg);
       u.provider_time_ms = r.report_time_ms;
-      u.raw = nlohmann::json{{"phone_number", r.phone_number}, {"send_time", r.send_time},
-                             {"report_time", r.report_time}, {"success", r.success}, {"err_code", r.err_code},
-                             {"err_msg", r.err_msg}, {"sms_size", std::to_string(r.sms_size)},
-                             {"biz_id", r.biz_id}, {"out_id", r.out_id}}
+      u.raw = nlohmann::json{{"phone_number", r.phone_number},
+                             {"send_time", r.send_time},
+                             {"report_time", r.report_time},
+                             {"success", r.success},
+                             {"err_code", r.err_code},
+                             {"err_msg", r.err_msg},
+                             {"sms_size", std::to_string(r.sms_size)},
+                             {"biz_id", r.biz_id},
+                             {"out_id", r.out_id}}
                   .dump();
       updates.push_back(std::move(u));
     }
@@ -98,35 +104,41 @@ void register_callbacks(ApiServer& server, ReceiptProcessor& p, ReceiptCounters&
     finish(res, p, updates, sms::aliyun::sms_report_ack(), "application/json; charset=utf-8");
   });
 
-  s.Post("/callbacks/tencent/sms-status", [&p, &counters, secrets](const httplib::Request& req, httplib::Response& res) {
-    if (!sms_key_ok(req, secrets)) {
-      counters.forged.fetch_add(1);
-      spdlog::warn("callback refused: tencent sms-status from {} without a valid key", req.remote_addr);
-      return send_error(res, 401, "unauthenticated", "callback key missing or wrong");
-    }
-    auto batch = sms::tencent::parse_status_callback(req.body);
-    if (!batch.ok()) return send_error(res, 400, batch.error().code, batch.error().message);
-    std::vector<ReceiptUpdate> updates;
-    for (const auto& r : batch->reports) {
-      ReceiptUpdate u;
-      u.key = "tencent:" + r.sid;
-      u.channel = kChannelSms;
-      u.delivered = r.success;
-      u.reason = r.report_status + " " + r.errmsg + (r.description.empty() ? "" : " " + r.description);
-      u.provider_time_ms = r.receive_time_ms;
-      u.raw = nlohmann::json{{"user_receive_time", r.user_receive_time}, {"nationcode", r.nationcode},
-                             {"mobile", r.mobile}, {"report_status", r.report_status}, {"errmsg", r.errmsg},
-                             {"description", r.description}, {"sid", r.sid}}
-                  .dump();
-      updates.push_back(std::move(u));
-    }
-    finish(res, p, updates, sms::tencent::status_callback_ack(), "application/json; charset=utf-8");
-  });
+  s.Post("/callbacks/tencent/sms-status",
+         [&p, &counters, secrets](const httplib::Request& req, httplib::Response& res) {
+           if (!sms_key_ok(req, secrets)) {
+             counters.forged.fetch_add(1);
+             spdlog::warn("callback refused: tencent sms-status from {} without a valid key", req.remote_addr);
+             return send_error(res, 401, "unauthenticated", "callback key missing or wrong");
+           }
+           auto batch = sms::tencent::parse_status_callback(req.body);
+           if (!batch.ok()) return send_error(res, 400, batch.error().code, batch.error().message);
+           std::vector<ReceiptUpdate> updates;
+           for (const auto& r : batch->reports) {
+             ReceiptUpdate u;
+             u.key = "tencent:" + r.sid;
+             u.channel = kChannelSms;
+             u.delivered = r.success;
+             u.reason = r.report_status + " " + r.errmsg + (r.description.empty() ? "" : " " + r.description);
+             u.provider_time_ms = r.receive_time_ms;
+             u.raw = nlohmann::json{
+                 {"user_receive_time", r.user_receive_time},
+                 {"nationcode", r.nationcode},
+                 {"mobile", r.mobile},
+                 {"report_status", r.report_status},
+                 {"errmsg", r.errmsg},
+                 {"description", r.description},
+                 {"sid",
+                  r.sid}}.dump();
+             updates.push_back(std::move(u));
+           }
+           finish(res, p, updates, sms::tencent::status_callback_ack(), "application/json; charset=utf-8");
+         });
 
   s.Get("/callbacks/wechat", [&counters, secrets](const httplib::Request& req, httplib::Response& res) {
-    auto echo = wechat::echo_check(secrets.wechat_token, req.get_param_value("signature"),
-                                   req.get_param_value("timestamp"), req.get_param_value("nonce"),
-                                   req.get_param_value("echostr"));
+    auto echo =
+        wechat::echo_check(secrets.wechat_token, req.get_param_value("signature"), req.get_param_value("timestamp"),
+                           req.get_param_value("nonce"), req.get_param_value("echostr"));
     if (secrets.wechat_token.empty() || !echo.ok()) {
       counters.forged.fetch_add(1);
       return send_error(res, 401, "unauthenticated", "signature does not match");

@@ -28,9 +28,9 @@ struct ReceiptUpdate {
   std::string key;      // "aliyun:<BizId>:<phone>", "tencent:<sid>", "wechat:<MsgID>"
   std::string channel;  // sms | wechat
   bool delivered = false;
-  std::string reason;   // provider's words, verbatim (err_code + err_msg, errmsg, Status)
+  std::string reason;  // provider's words, verbatim (err_code + err_msg, errmsg, Status)
   std::int64_t provider_time_ms = 0;
-  std::string raw;      // the receipt element as received (hashed into evidence)
+  std::string raw;  // the receipt element as received (hashed into evidence)
 };
 
 struct ReceiptCounters {
@@ -40,8 +40,8 @@ struct ReceiptCounters {
   std::atomic<std::uint64_t> forged{0};
 };
 
-using ReceiptEvidenceMaker = std::function<std::vector<EvidenceLeaf>(
-    const std::string& delivery_id, const ReceiptUpdate&, std::int64_t now_ms)>;
+using ReceiptEvidenceMaker =
+    std::function<std::vector<EvidenceLeaf>(const std::string& delivery_id, const ReceiptUpdate&, std::int64_t now_ms)>;
 
 class ReceiptProcessor {
  public:
@@ -63,6 +63,6 @@ struct CallbackSecrets {
 
 // Adds /callbacks/aliyun/sms-report, /callbacks/tencent/sms-status and /callbacks/wechat (GET echo, POST push).
 void register_callbacks(ApiServer& server, ReceiptProcessor& processor, ReceiptCounters& counters,
-                        CallbackSecrets secrets);
+                        const CallbackSecrets& secrets);
 
 }  // namespace songda

@@ -93,7 +93,8 @@ Result<RedisEndpoint> parse_redis_url(const std::string& url) {
   if (const auto colon = rest.rfind(':'); colon != std::string::npos) {
     const std::string port = rest.substr(colon + 1);
     auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), ep.port);
-    if (ec != std::errc() || p != port.data() + port.size()) return Error::permanent("config", "bad Redis port in " + url);
+    if (ec != std::errc() || p != port.data() + port.size())
+      return Error::permanent("config", "bad Redis port in " + url);
     rest = rest.substr(0, colon);
   }
   if (!rest.empty()) ep.host = rest;

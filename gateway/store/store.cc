@@ -293,9 +293,9 @@ Result<std::vector<RecordOutcome>> DeliveryStore::record_batch(const std::vector
 
 Result<std::vector<ClaimedDelivery>> DeliveryStore::claim_due(const std::string& channel, std::int64_t now_ms,
                                                               int lease_ms, int limit, double rate_per_sec) {
-  auto r = pool_.eval(claim_script(), {"sd:q:" + channel, "sd:rate:" + channel},
-                      {std::to_string(now_ms), std::to_string(lease_ms), std::to_string(limit),
-                       std::to_string(rate_per_sec)});
+  auto r = pool_.eval(
+      claim_script(), {"sd:q:" + channel, "sd:rate:" + channel},
+      {std::to_string(now_ms), std::to_string(lease_ms), std::to_string(limit), std::to_string(rate_per_sec)});
   if (!r.ok()) return r.error();
   std::vector<ClaimedDelivery> out;
   for (const auto& row : r->elements) {
@@ -303,7 +303,8 @@ Result<std::vector<ClaimedDelivery>> DeliveryStore::claim_due(const std::string&
     auto j = nlohmann::json::parse(row.elements[1].str, nullptr, false);
     auto d = delivery_from_json(j);
     if (!d.ok()) continue;  // a record without a body cannot be sent; left in the queue for an operator to see
-    out.push_back(ClaimedDelivery{std::move(d.value()), row.elements[2].str, static_cast<int>(to_i64(row.elements[3]))});
+    out.push_back(
+        ClaimedDelivery{std::move(d.value()), row.elements[2].str, static_cast<int>(to_i64(row.elements[3]))});
   }
   return out;
 }
@@ -333,11 +334,17 @@ Status DeliveryStore::write_inbox(const std::vector<Delivery>& deliveries, std::
   std::vector<std::vector<std::string>> cmds;
   cmds.reserve(deliveries.size() * 2);
   for (const auto& d : deliveries) {
-    nlohmann::json msg = {{"id", d.id},       {"title", d.title},           {"text", d.text},
-                          {"court_id", d.court_id},     {"court_name", d.court_name}, {"case_number", d.case_number},
+    nlohmann::json msg = {{"id", d.id},
+                          {"title", d.title},
+                          {"text", d.text},
+                          {"court_id", d.court_id},
+                          {"court_name", d.court_name},
+                          {"case_number", d.case_number},
                           {"event_type", d.event_type},
-                          {"delivered_at", now_ms},     {"read_at", 0}};
-    if (d.document) msg["document"] = {{"id", d.document->id}, {"title", d.document->title}, {"sha256", d.document->sha256}};
+                          {"delivered_at", now_ms},
+                          {"read_at", 0}};
+    if (d.document)
+      msg["document"] = {{"id", d.document->id}, {"title", d.document->title}, {"sha256", d.document->sha256}};
     const std::string base = "sd:inbox:{" + d.address + "}";
     cmds.push_back({"HSETNX", base + ":msg", d.id, msg.dump()});
     cmds.push_back({"ZADD", base, "NX", std::to_string(now_ms), d.id});
@@ -352,7 +359,8 @@ Status DeliveryStore::write_inbox(const std::vector<Delivery>& deliveries, std::
 
 Result<nlohmann::json> DeliveryStore::mark_read(const std::string& app_user, const std::string& delivery_id,
                                                 std::int64_t now_ms, const std::vector<EvidenceLeaf>& evidence) {
-  auto r = pool_.eval(read_script(), {}, {app_user, delivery_id, std::to_string(now_ms), evidence_json(evidence).dump()});
+  auto r =
+      pool_.eval(read_script(), {}, {app_user, delivery_id, std::to_string(now_ms), evidence_json(evidence).dump()});
   if (!r.ok()) return r.error();
   if (r->elements.size() != 2) return unexpected("mark_read");
   if (r->elements[0].str == "not_found") {
@@ -383,7 +391,8 @@ Result<std::vector<InboxMessage>> DeliveryStore::inbox(const std::string& app_us
 
 Result<std::optional<DeliveryView>> DeliveryStore::get_delivery(const std::string& id) {
   const std::string dk = "sd:dlv:{" + id + "}";
-  auto r = pool_.pipeline({{"HGETALL", dk}, {"LRANGE", dk + ":hist", "0", "-1"}, {"LRANGE", "sd:ev:dlv:{" + id + "}", "0", "-1"}});
+  auto r = pool_.pipeline(
+      {{"HGETALL", dk}, {"LRANGE", dk + ":hist", "0", "-1"}, {"LRANGE", "sd:ev:dlv:{" + id + "}", "0", "-1"}});
   if (!r.ok()) return r.error();
   const auto& rs = r.value();
   if (rs[0].elements.empty()) return std::optional<DeliveryView>{};
@@ -428,8 +437,8 @@ Result<std::vector<TimerOutcome>> DeliveryStore::fire_due_timers(std::int64_t no
   std::vector<TimerOutcome> out;
   for (const auto& row : r->elements) {
     if (row.elements.size() != 4) return unexpected("fire_due_timers");
-    out.push_back(TimerOutcome{row.elements[0].str, row.elements[1].str == "released", row.elements[2].str,
-                               row.elements[3].str});
+    out.push_back(
+        TimerOutcome{row.elements[0].str, row.elements[1].str == "released", row.elements[2].str, row.elements[3].str});
   }
   return out;
 }

@@ -60,12 +60,13 @@ struct ClaimedDelivery {
 struct Completion {
   std::string id;
   std::string channel;
-  std::string status;        // SENT, DELIVERED, FAILED; ignored when retry_at_ms > 0
-  std::string detail;        // shown in the timeline (provider's verbatim reason on failure)
+  std::string status;            // SENT, DELIVERED, FAILED; ignored when retry_at_ms > 0
+  std::string detail;            // shown in the timeline (provider's verbatim reason on failure)
   std::int64_t retry_at_ms = 0;  // > 0: keep queued and try again then
   std::string provider;
   std::string provider_message_id;
-  std::string receipt_key;  // how the provider's receipt will name it: "aliyun:<BizId>:<phone>", "tencent:<sid>", "wechat:<MsgID>"
+  std::string receipt_key;  // how the provider's receipt will name it: "aliyun:<BizId>:<phone>", "tencent:<sid>",
+                            // "wechat:<MsgID>"
   std::int64_t event_time_ms = 0;  // provider's time where known, else now
   std::vector<EvidenceLeaf> evidence;
 };

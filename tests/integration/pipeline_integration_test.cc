@@ -42,17 +42,24 @@ nlohmann::json make_event(int i, int recipients) {
                   {"contacts", contacts},
                   {"consent", {{"basis", "confirmed"}, {"scope", {"*"}}, {"ref", "C-" + std::to_string(i)}}}});
   }
-  return {{"schema", "songda.case-event/v1"},
-          {"event_id", "evt-" + std::to_string(i)},
-          {"type", kTypes[i % 4]},
-          {"occurred_at", "2026-11-28T09:00:00+08:00"},
-          {"court", {{"id", "HN-SQ-ZY"}, {"name", "商丘市中级人民法院"}}},
-          {"case", {{"number", "(2026)豫14民初" + std::to_string(i % 200) + "号"}, {"title", "案件" + std::to_string(i)}}},
-          {"document", {{"id", "DOC-" + std::to_string(i)}, {"title", "传票"}, {"sha256", std::string(64, 'a')}}},
-          {"recipients", rs},
-          {"params", {{"hearing_time", "2026-12-10 09:30"}, {"courtroom", "第三法庭"}, {"content", "请按时到庭"},
-                      {"amount", "100"}, {"due_date", "2026-12-31"}, {"mediation_time", "2026-12-01"},
-                      {"notice_title", "通知"}, {"notice_text", "请按时到庭"}}}};
+  return {
+      {"schema", "songda.case-event/v1"},
+      {"event_id", "evt-" + std::to_string(i)},
+      {"type", kTypes[i % 4]},
+      {"occurred_at", "2026-11-28T09:00:00+08:00"},
+      {"court", {{"id", "HN-SQ-ZY"}, {"name", "商丘市中级人民法院"}}},
+      {"case", {{"number", "(2026)豫14民初" + std::to_string(i % 200) + "号"}, {"title", "案件" + std::to_string(i)}}},
+      {"document", {{"id", "DOC-" + std::to_string(i)}, {"title", "传票"}, {"sha256", std::string(64, 'a')}}},
+      {"recipients", rs},
+      {"params",
+       {{"hearing_time", "2026-12-10 09:30"},
+        {"courtroom", "第三法庭"},
+        {"content", "请按时到庭"},
+        {"amount", "100"},
+        {"due_date", "2026-12-31"},
+        {"mediation_time", "2026-12-01"},
+        {"notice_title", "通知"},
+        {"notice_text", "请按时到庭"}}}};
 }
 
 // Deliveries the shipped routes call for: route channels the recipient has a contact on.
@@ -66,7 +73,10 @@ std::size_t expected_deliveries(const Config& config, const nlohmann::json& e) {
         continue;
       }
       for (const auto& ch : route.channels) {
-        const char* field = ch == "inapp" ? "app_user" : ch == "sms" ? "mobile" : ch == "wechat" ? "wechat_openid" : "email";
+        const char* field = ch == "inapp"    ? "app_user"
+                            : ch == "sms"    ? "mobile"
+                            : ch == "wechat" ? "wechat_openid"
+                                             : "email";
         if (r["contacts"].contains(field)) ++n;
       }
       break;
@@ -194,7 +204,8 @@ TEST_F(PipelineTest, ThousandEventsWithDuplicatesInvalidAndConflictsGiveExactlyT
         EXPECT_EQ(v.status, "DELIVERED") << v.delivery.id;
         ++delivered_inapp;
       }
-      EXPECT_EQ(v.delivery.text.find("篡改"), std::string::npos) << "a conflicting version leaked into " << v.delivery.id;
+      EXPECT_EQ(v.delivery.text.find("篡改"), std::string::npos)
+          << "a conflicting version leaked into " << v.delivery.id;
     }
   }
   EXPECT_EQ(ids.size(), expected);
@@ -247,7 +258,8 @@ TEST_F(PipelineTest, InboxReadApiAndCourtScopedAuthorization) {
   auto foreign = cli.Get("/v1/deliveries/" + id, other);
   ASSERT_TRUE(foreign);
   EXPECT_EQ(foreign->status, 403);
-  const std::string case_path = "/v1/cases/" + httplib::detail::encode_query_param(e["case"]["number"].get<std::string>()) + "/deliveries";
+  const std::string case_path =
+      "/v1/cases/" + httplib::detail::encode_query_param(e["case"]["number"].get<std::string>()) + "/deliveries";
   auto foreign_case = cli.Get(case_path, other);
   ASSERT_TRUE(foreign_case);
   EXPECT_EQ(foreign_case->status, 403);

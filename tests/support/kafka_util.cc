@@ -45,8 +45,9 @@ int partition_count(rd_kafka_t* rk, const std::string& topic) {
 std::string require_env(const char* name) {
   const char* v = std::getenv(name);
   if (v == nullptr || *v == '\0') {
-    throw std::runtime_error(std::string(name) + " is not set: run this tier through tests/services/with-services "
-                                                 "(scripts/test does)");
+    throw std::runtime_error(std::string(name) +
+                             " is not set: run this tier through tests/services/with-services "
+                             "(scripts/test does)");
   }
   return v;
 }
@@ -113,7 +114,8 @@ std::vector<KafkaMessage> read_all(const std::string& brokers, const std::string
         const char* name = nullptr;
         const void* val = nullptr;
         std::size_t size = 0;
-        for (std::size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+        for (std::size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+             ++i) {
           km.headers.emplace_back(name, std::string(static_cast<const char*>(val), size));
         }
       }
@@ -127,8 +129,8 @@ std::vector<KafkaMessage> read_all(const std::string& brokers, const std::string
 }
 
 std::map<int, std::pair<std::int64_t, std::int64_t>> committed_vs_end(const std::string& brokers,
-                                                                       const std::string& group,
-                                                                       const std::string& topic, int partitions) {
+                                                                      const std::string& group,
+                                                                      const std::string& topic, int partitions) {
   rd_kafka_t* rk = make(RD_KAFKA_CONSUMER, brokers, group);
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
   for (int p = 0; p < partitions; ++p) rd_kafka_topic_partition_list_add(list, topic.c_str(), p);

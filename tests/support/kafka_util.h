@@ -23,8 +23,8 @@ std::vector<KafkaMessage> read_all(const std::string& brokers, const std::string
 
 // partition -> (committed offset of group, high watermark).
 std::map<int, std::pair<std::int64_t, std::int64_t>> committed_vs_end(const std::string& brokers,
-                                                                       const std::string& group,
-                                                                       const std::string& topic, int partitions);
+                                                                      const std::string& group,
+                                                                      const std::string& topic, int partitions);
 
 std::string unique_name(const std::string& prefix);
 

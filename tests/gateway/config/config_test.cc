@@ -62,6 +62,18 @@ const std::string& templates_yaml() {
   return text;
 }
 
+// Configured SMS and email channels, for routes that use them (a route on an unconfigured channel is
+// an error). Tests append it after the part under test, so the lines they check stay put.
+std::string channels_yaml(bool with_codes = true) {
+  return std::string(
+             "channels:\n"
+             "  sms:\n"
+             "    providers:\n"
+             "      - {name: sim, kind: aliyun, endpoint: \"http://127.0.0.1:9\", sign_name: 法院, "
+             "credentials_env: SONGDA_SIM") +
+         (with_codes ? ", templates: {summons: SMS_1}}\n" : "}\n") + "  email: {enabled: true}\n";
+}
+
 // ---- good files -------------------------------------------------------------------------------
 
 TEST(ConfigLoad, EmptyFileGivesEveryDefault) {
@@ -122,7 +134,8 @@ TEST(ConfigLoad, ReadsEveryField) {
       "    channels: [sms, inapp]\n"
       "    template: summons\n"
       "    urgent: true\n"
-      "  - {event: judgment.issued, channels: email, template: summons}\n");
+      "  - {event: judgment.issued, channels: email, template: summons}\n" +
+      channels_yaml());
   EXPECT_EQ(c.kafka.brokers, "k1:9092,k2:9092");
   EXPECT_EQ(c.kafka.topic, "t.in");
   EXPECT_EQ(c.kafka.dlq_topic, "t.dlq");
@@ -210,21 +223,22 @@ TEST(ConfigLoad, UnknownKeysAreFoundAtEveryLevel) {
   const auto issues = load_bad("kafak: {}\n" + templates_yaml() +
                                "    subject: x\n"
                                "routes:\n"
-                               "  - {event: summons.issued, channels: [sms], template: summons, urgnet: true}\n");
+                               "  - {event: summons.issued, channels: [sms], template: summons, urgnet: true}\n" +
+                               channels_yaml());
   ASSERT_THAT(issues, SizeIs(3)) << dump(issues);
   EXPECT_EQ(issues[0].line, 1);
   EXPECT_EQ(issues[0].column, 1);
   EXPECT_THAT(issues[0].message,
-              HasSubstr("unknown key 'kafak' at the top level; allowed: kafka, redis, http, dispatch, templates, "
-                        "routes; did you mean 'kafka'?"));
+              HasSubstr("unknown key 'kafak' at the top level; allowed: kafka, redis, http, dispatch, channels, "
+                        "quiet_hours, templates, routes; did you mean 'kafka'?"));
   EXPECT_EQ(issues[1].line, 6);
   EXPECT_EQ(issues[1].column, 5);
   EXPECT_THAT(issues[1].message, HasSubstr("unknown key 'subject' in templates.summons; allowed: title, body, sms"));
   EXPECT_EQ(issues[2].line, 8);
   EXPECT_EQ(issues[2].column, 65);
   EXPECT_THAT(issues[2].message,
-              HasSubstr("unknown key 'urgnet' in routes[0]; allowed: event, roles, channels, template, urgent; did "
-                        "you mean 'urgent'?"));
+              HasSubstr("unknown key 'urgnet' in routes[0]; allowed: event, roles, channels, template, urgent, "
+                        "fallback; did you mean 'urgent'?"));
 }
 
 TEST(ConfigLoad, DuplicateKeyIsReported) {
@@ -237,7 +251,8 @@ TEST(ConfigLoad, WrongTypeSaysWhatWasExpected) {
   expect_one("kafka:\n  batch_max: abc\n", 2, 14, "kafka.batch_max: expected an integer, got 'abc'");
   expect_one("redis:\n  url: [a, b]\n", 2, 8, "redis.url: expected a string, got a list");
   expect_one("http: 8080\n", 1, 7, "http: expected a mapping, got '8080'");
-  expect_one("routes:\n  - {event: case.filed, channels: [sms], template: summons, urgent: maybe}\n" + templates_yaml(),
+  expect_one("routes:\n  - {event: case.filed, channels: [sms], template: summons, urgent: maybe}\n" +
+                 templates_yaml() + channels_yaml(),
              2, 69, "routes[0].urgent: expected true or false, got 'maybe'");
   expect_one("routes: {event: case.filed}\n", 1, 9, "routes: expected a list");
 }
@@ -286,10 +301,12 @@ TEST(ConfigLoad, OtherValuesAreChecked) {
 // ---- routes and templates ---------------------------------------------------------------------
 
 TEST(ConfigLoad, UnknownEventTypeIsRefused) {
-  expect_one(templates_yaml() + "routes:\n  - {event: summons.issue, channels: [sms], template: summons}\n", 6, 13,
-             "routes[0].event: unknown event type 'summons.issue'; allowed: case.filed, summons.issued, "
-             "hearing.scheduled, hearing.rescheduled, hearing.cancelled, document.served, judgment.issued, "
-             "payment.due, mediation.invited, notice.general, notice.broadcast; did you mean 'summons.issued'?");
+  expect_one(
+      templates_yaml() + "routes:\n  - {event: summons.issue, channels: [sms], template: summons}\n" + channels_yaml(),
+      6, 13,
+      "routes[0].event: unknown event type 'summons.issue'; allowed: case.filed, summons.issued, "
+      "hearing.scheduled, hearing.rescheduled, hearing.cancelled, document.served, judgment.issued, "
+      "payment.due, mediation.invited, notice.general, notice.broadcast; did you mean 'summons.issued'?");
 }
 
 TEST(ConfigLoad, EveryEventTypeIsAccepted) {
@@ -307,7 +324,8 @@ TEST(ConfigLoad, UnknownRoleAndChannelAreRefused) {
                                "  - event: summons.issued\n"
                                "    roles: [party, judge]\n"
                                "    channels: [sms, fax]\n"
-                               "    template: summons\n");
+                               "    template: summons\n" +
+                               channels_yaml());
   ASSERT_THAT(issues, SizeIs(2)) << dump(issues);
   EXPECT_EQ(issues[0].line, 7);
   EXPECT_EQ(issues[0].column, 20);
@@ -320,9 +338,10 @@ TEST(ConfigLoad, UnknownRoleAndChannelAreRefused) {
 }
 
 TEST(ConfigLoad, RouteNamingAMissingTemplate) {
-  expect_one(templates_yaml() + "routes:\n  - {event: summons.issued, channels: [sms], template: sumons}\n", 6, 56,
-             "routes[0].template: no template named 'sumons'; did you mean 'summons'?");
-  expect_one("routes:\n  - {event: summons.issued, channels: [sms], template: summons}\n", 2, 56,
+  expect_one(
+      templates_yaml() + "routes:\n  - {event: summons.issued, channels: [sms], template: sumons}\n" + channels_yaml(),
+      6, 56, "routes[0].template: no template named 'sumons'; did you mean 'summons'?");
+  expect_one("routes:\n  - {event: summons.issued, channels: [sms], template: summons}\n" + channels_yaml(false), 2, 56,
              "no template named 'summons'; define it under templates");
 }
 
@@ -334,7 +353,7 @@ TEST(ConfigLoad, RouteWithoutChannels) {
 }
 
 TEST(ConfigLoad, RouteMissingEventOrTemplate) {
-  const auto issues = load_bad("routes:\n  - {channels: [sms]}\n");
+  const auto issues = load_bad("routes:\n  - {channels: [sms]}\n" + channels_yaml(false));
   ASSERT_THAT(issues, SizeIs(2)) << dump(issues);
   EXPECT_THAT(issues[0].message, HasSubstr("routes[0]: missing 'event'"));
   EXPECT_THAT(issues[1].message, HasSubstr("routes[0]: missing 'template'"));
@@ -345,7 +364,8 @@ TEST(ConfigLoad, TwoRoutesForTheSameRecipientsAreRefused) {
                  "routes:\n"
                  "  - {event: summons.issued, roles: [party, lawyer], channels: [sms], template: summons}\n"
                  "  - {event: summons.issued, roles: [agent], channels: [sms], template: summons}\n"
-                 "  - {event: summons.issued, roles: [lawyer], channels: [email], template: summons}\n",
+                 "  - {event: summons.issued, roles: [lawyer], channels: [email], template: summons}\n" +
+                 channels_yaml(),
              8, 5, "routes[2]: 'summons.issued' for role 'lawyer' is already routed by routes[0] (line 6)");
 }
 

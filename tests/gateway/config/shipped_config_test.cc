@@ -1,13 +1,16 @@
 // The config/gateway.yaml we ship: it loads cleanly, routes every event type,
-// and its templates only use placeholders an event can fill.
+// its templates only use placeholders an event can fill, and every channel a route
+// uses is configured, with WeChat fields that fit WeChat's limits once filled in.
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
 
+#include "channels/wechat/wechat_protocol.h"
 #include "gateway/config/config.h"
 #include "gateway/core/text.h"
 
@@ -123,6 +126,97 @@ TEST(ShippedConfig, SmsTextsFitOneMessage) {
     EXPECT_EQ(text.find("{{"), std::string::npos) << name;
     EXPECT_LE(utf8_length(text), 70u) << name << ": \"" << text << "\" is too long for one SMS";
   }
+}
+
+TEST(ShippedConfig, EveryChannelARouteUsesIsConfigured) {
+  const Config c = shipped();
+  const ChannelsConfig& ch = c.channels;
+  ASSERT_EQ(ch.sms.providers.size(), 2u);
+  EXPECT_EQ(ch.sms.providers[0].name, "aliyun-main");
+  EXPECT_EQ(ch.sms.providers[0].kind, "aliyun");
+  EXPECT_EQ(ch.sms.providers[0].endpoint, "https://dysmsapi.aliyuncs.com");
+  EXPECT_EQ(ch.sms.providers[0].credentials_env, "SONGDA_ALIYUN");
+  EXPECT_EQ(ch.sms.providers[1].name, "tencent-backup");
+  EXPECT_EQ(ch.sms.providers[1].kind, "tencent");
+  EXPECT_EQ(ch.sms.providers[1].endpoint, "https://sms.tencentcloudapi.com");
+  EXPECT_EQ(ch.sms.providers[1].region, "ap-guangzhou");
+  EXPECT_LT(ch.sms.providers[0].priority, ch.sms.providers[1].priority) << "Aliyun first, Tencent as backup";
+  EXPECT_TRUE(ch.wechat.enabled);
+  EXPECT_EQ(ch.wechat.kind, "official_account");
+  EXPECT_EQ(ch.wechat.endpoint, "https://api.weixin.qq.com");
+  EXPECT_TRUE(ch.email.enabled);
+  EXPECT_EQ(ch.email.starttls, "required");
+
+  for (const auto& r : c.routes) {
+    for (const auto& channel : r.channels) {
+      if (channel == "sms") {
+        for (const auto& p : ch.sms.providers) {
+          EXPECT_EQ(p.templates.count(r.template_name), 1u) << p.name << " has no code for " << r.template_name;
+        }
+      } else if (channel == "wechat") {
+        EXPECT_EQ(ch.wechat.templates.count(r.template_name), 1u) << "no WeChat template for " << r.template_name;
+      }
+    }
+  }
+}
+
+TEST(ShippedConfig, TencentTemplateParamsAreVariablesASmsDeliveryCarries) {
+  const Config c = shipped();
+  // What channels/http delivery_template_vars gives a provider template: the event's params and
+  // these built-ins; case_title and document_title are not among them.
+  const std::set<std::string> builtins = {"court_name", "case_number", "recipient_name", "link"};
+  for (const auto& p : c.channels.sms.providers) {
+    if (p.kind != "tencent") continue;
+    EXPECT_EQ(p.template_params.size(), p.templates.size()) << p.name << ": every Tencent template needs its params";
+    for (const auto& [name, params] : p.template_params) {
+      ASSERT_EQ(c.templates.count(name), 1u) << name;
+      const std::set<std::string> used = placeholders(c.templates.at(name).sms);
+      for (const auto& param : params) {
+        EXPECT_TRUE(builtins.count(param) != 0 ||
+                    (used.count(param) != 0 && param != "case_title" && param != "document_title"))
+            << p.name << "." << name << ": '" << param << "' is not a variable an SMS delivery carries";
+      }
+    }
+  }
+}
+
+TEST(ShippedConfig, WechatFieldsFitWechatsLimitsOnceFilledIn) {
+  const Config c = shipped();
+  ASSERT_FALSE(c.channels.wechat.templates.empty());
+  for (const auto& [name, t] : c.channels.wechat.templates) {
+    EXPECT_EQ(c.templates.count(name), 1u) << name;
+    EXPECT_FALSE(t.template_id.empty()) << name;
+    EXPECT_FALSE(t.fields.empty()) << name;
+    for (const auto& [key, text] : t.fields) {
+      for (const auto& p : placeholders(text)) {
+        EXPECT_EQ(sample().count(p), 1u) << name << "." << key << " uses {{" << p << "}}, which no event provides";
+      }
+      const std::string value = render(text);
+      const Status st = wechat::check_template_field(key, value);
+      EXPECT_TRUE(st.ok()) << name << "." << key << " = \"" << value << "\": " << (st.ok() ? "" : st.error().message);
+    }
+  }
+}
+
+TEST(ShippedConfig, QuietHoursAndSummonsFallback) {
+  const Config c = shipped();
+  EXPECT_TRUE(c.quiet_hours.enabled);
+  EXPECT_EQ(c.quiet_hours.start, "22:00");
+  EXPECT_EQ(c.quiet_hours.end, "08:00");
+  EXPECT_EQ(c.quiet_hours.utc_offset_minutes, 8 * 60);
+  EXPECT_EQ(c.quiet_hours.channels, (std::vector<std::string>{"sms"}));
+
+  const auto summons = std::find_if(c.routes.begin(), c.routes.end(),
+                                    [](const RouteConfig& r) { return r.event_type == "summons.issued"; });
+  ASSERT_NE(summons, c.routes.end());
+  ASSERT_EQ(summons->fallback.size(), 2u);
+  EXPECT_EQ(summons->fallback[0].from, "wechat");
+  EXPECT_EQ(summons->fallback[0].to, "sms");
+  EXPECT_EQ(summons->fallback[0].unless, "DELIVERED");
+  EXPECT_EQ(summons->fallback[0].after_s, 600);
+  EXPECT_EQ(summons->fallback[1].from, "inapp");
+  EXPECT_EQ(summons->fallback[1].unless, "READ");
+  EXPECT_EQ(summons->fallback[1].after_s, 24 * 3600);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-#include "gateway/dispatch/dispatcher.h"
 #include "gateway/dispatch/quiet_hours.h"
+#include "gateway/dispatch/dispatcher.h"
 
 #include <gtest/gtest.h>
 
