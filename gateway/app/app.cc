@@ -3,13 +3,21 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <map>
+#include <thread>
 
+#include "channels/email/email_channel.h"
+#include "channels/http/http_client.h"
 #include "channels/inapp/inapp_channel.h"
+#include "channels/sms/sms_channel.h"
+#include "channels/wechat/wechat_channel.h"
 #include "gateway/app/metrics.h"
 #include "gateway/core/crypto.h"
 #include "gateway/core/link.h"
 #include "gateway/core/text.h"
+#include "gateway/dispatch/quiet_hours.h"
 
 namespace songda {
 namespace {
@@ -41,8 +49,46 @@ App::App(Config config, AppOptions options) : config_(std::move(config)), option
   plan_options.link_for = [this](const std::string& id) { return link_for(id); };
   ingest_ = std::make_unique<IngestPipeline>(config_, *validator_, *store_, *dlq_, plan_options, ingest_counters_);
 
+  // Channels, registered here and nowhere else. A configured channel whose secrets are missing stops start-up.
   channels_.push_back(std::make_unique<InAppChannel>(*store_));
+  http_client_ = std::make_unique<CurlHttpClient>();
   dispatcher_ = std::make_unique<Dispatcher>(*store_, config_.dispatch, RetryPolicy{}, dispatch_counters_);
+  std::map<std::string, std::string> receipt_namespace;  // provider name -> how its receipts name deliveries
+  std::string wechat_token;
+  if (!config_.channels.sms.providers.empty()) {
+    auto sms = std::make_unique<sms::SmsChannel>(config_.channels.sms, *http_client_, std::getenv);
+    sms_ = sms.get();
+    channels_.push_back(std::move(sms));
+    double rate = 0;
+    for (const auto& p : config_.channels.sms.providers) {
+      receipt_namespace[p.name] = p.kind;
+      rate += p.rate_per_sec;
+    }
+    dispatcher_->set_channel_rate(kChannelSms, rate);
+  }
+  if (config_.channels.wechat.enabled) {
+    auto wx = std::make_unique<wechat::WechatChannel>(config_.channels.wechat, *http_client_, *redis_, std::getenv);
+    wechat_token = wx->callback_token();
+    channels_.push_back(std::move(wx));
+    receipt_namespace["wechat-oa"] = "wechat";
+    receipt_namespace["wechat-mp"] = "wechat";
+    dispatcher_->set_channel_rate(kChannelWechat, config_.channels.wechat.rate_per_sec);
+  }
+  if (config_.channels.email.enabled) {
+    channels_.push_back(std::make_unique<email::EmailChannel>(config_.channels.email, std::getenv));
+    dispatcher_->set_channel_rate(kChannelEmail, config_.channels.email.rate_per_sec);
+  }
+  dispatcher_->set_quiet_hours(config_.quiet_hours);
+  dispatcher_->set_receipt_key([receipt_namespace](const SendOutcome& o) -> std::string {
+    const auto it = receipt_namespace.find(o.provider);
+    if (it == receipt_namespace.end() || o.provider_message_id.empty()) return "";
+    return it->second + ":" + o.provider_message_id;
+  });
+  ingest_->set_due_policy([this](const Delivery& d, std::int64_t now) {
+    return quiet_hours_release(config_.quiet_hours, d.channel, d.urgent, now);
+  });
+  receipts_ = std::make_unique<ReceiptProcessor>(*store_, receipt_counters_);
+  timers_ = std::make_unique<FallbackTimers>(*store_);
 
   HealthProbes probes;
   probes.redis = [this] {
@@ -52,6 +98,15 @@ App::App(Config config, AppOptions options) : config_(std::move(config)), option
   probes.kafka = [this] { return producer_->reachable(1000); };
   http_ = std::make_unique<ApiServer>(config_.http, *store_, ApiKeys::from_environment(std::getenv), probes,
                                       [this] { return metrics_text(); });
+  CallbackSecrets secrets;
+  if (const char* key = std::getenv("SONGDA_CALLBACK_KEY"); key != nullptr) secrets.sms_key = key;
+  if (!config_.channels.sms.providers.empty() && secrets.sms_key.size() < 16) {
+    throw StartupError(
+        "SMS receipts need SONGDA_CALLBACK_KEY (16+ characters): it is the ?key= secret of the "
+        "receipt callback URLs registered with the providers");
+  }
+  secrets.wechat_token = wechat_token;
+  register_callbacks(*http_, *receipts_, receipt_counters_, secrets);
 }
 
 App::~App() { stop(); }
@@ -83,6 +138,17 @@ std::string App::metrics_text() {
               dispatch_counters_.delivered),
       counter("songda_dispatch_retries_total", "Attempts scheduled again", dispatch_counters_.retried),
       counter("songda_dispatch_failed_total", "Deliveries that failed for good", dispatch_counters_.failed),
+      counter("songda_receipts_received_total", "Provider receipts received", receipt_counters_.received),
+      counter("songda_receipts_applied_total", "Receipts matched to a delivery", receipt_counters_.applied),
+      counter("songda_receipts_unknown_total", "Receipts naming no known delivery (pushed again later)",
+              receipt_counters_.unknown),
+      counter("songda_callbacks_forged_total", "Callbacks refused for a missing or wrong key or signature",
+              receipt_counters_.forged),
+      MetricSource{"songda_fallbacks_released_total",
+                   "Fallback deliveries sent because the first channel did not arrive", true,
+                   [this] { return static_cast<double>(timers_->released()); }},
+      MetricSource{"songda_fallbacks_cancelled_total", "Fallback deliveries not needed", true,
+                   [this] { return static_cast<double>(timers_->cancelled()); }},
       MetricSource{"songda_redis_round_trips_total", "Redis round trips made by this process", true,
                    [] { return static_cast<double>(redis_round_trips()); }},
   };
@@ -105,6 +171,15 @@ void App::start() {
     Channel* c = ch.get();
     threads_.emplace_back([this, c] { dispatcher_->run(*c, stop_); });
   }
+  threads_.emplace_back([this] { timers_->run(stop_, 200); });
+  if (sms_ != nullptr) {
+    threads_.emplace_back([this] {
+      while (!stop_.load()) {
+        check_receipt_silence(now_unix_ms());
+        for (int i = 0; i < 50 && !stop_.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    });
+  }
   if (options_.consume) {
     consumer_ = std::make_unique<KafkaConsumer>(config_.kafka);
     threads_.emplace_back([this] { run_ingest_loop(*consumer_, *ingest_, config_.kafka, stop_); });
@@ -112,6 +187,19 @@ void App::start() {
   const auto ep = parse_redis_url(config_.redis.url);
   spdlog::info("songda: consuming {} from {}; redis {}:{}; http {}:{}", config_.kafka.topic, config_.kafka.brokers,
                ep.ok() ? ep->host : "?", ep.ok() ? ep->port : 0, http_->host(), http_->port());
+}
+
+void App::check_receipt_silence(std::int64_t now_ms) {
+  if (sms_ == nullptr) return;
+  for (const auto& p : config_.channels.sms.providers) {
+    auto n = store_->sent_without_receipt(p.name, now_ms - static_cast<std::int64_t>(p.receipt_timeout_s) * 1000);
+    // A few lost receipts happen; several overdue at once means the provider's reports (or sends) stall.
+    if (n.ok() && n.value() >= 5) {
+      spdlog::warn("sms provider {}: {} deliveries without a receipt for {} s; failing over", p.name, n.value(),
+                   p.receipt_timeout_s);
+      sms_->report_receipt_silence(p.name);
+    }
+  }
 }
 
 void App::stop() {

@@ -19,14 +19,21 @@
 #include "channels/channel.h"
 #include "gateway/config/config.h"
 #include "gateway/dispatch/dispatcher.h"
+#include "gateway/dispatch/timers.h"
 #include "gateway/http/server.h"
 #include "gateway/ingest/ingest.h"
 #include "gateway/ingest/kafka.h"
 #include "gateway/ingest/validator.h"
+#include "gateway/receipts/receipts.h"
 #include "gateway/store/redis.h"
 #include "gateway/store/store.h"
 
 namespace songda {
+
+class HttpClient;
+namespace sms {
+class SmsChannel;
+}
 
 struct AppOptions {
   std::string schema_path;  // default: the source tree's schema
@@ -43,12 +50,15 @@ class App {
   App& operator=(const App&) = delete;
 
   void start();
+  // Opens the circuit of SMS providers whose receipts stopped arriving (called by a background loop).
+  void check_receipt_silence(std::int64_t now_ms);
   void stop();
 
   [[nodiscard]] const Config& config() const { return config_; }
   DeliveryStore& store() { return *store_; }
   ApiServer& http() { return *http_; }
   IngestCounters& ingest_counters() { return ingest_counters_; }
+  ReceiptCounters& receipt_counters() { return receipt_counters_; }
   DispatchCounters& dispatch_counters() { return dispatch_counters_; }
   // True when this process dispatches the channel (deliveries on other channels wait in their queue).
   [[nodiscard]] bool has_channel(const std::string& name) const;
@@ -70,6 +80,11 @@ class App {
   std::unique_ptr<IngestPipeline> ingest_;
   std::vector<std::unique_ptr<Channel>> channels_;
   std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<HttpClient> http_client_;
+  sms::SmsChannel* sms_ = nullptr;  // owned by channels_
+  ReceiptCounters receipt_counters_;
+  std::unique_ptr<ReceiptProcessor> receipts_;
+  std::unique_ptr<FallbackTimers> timers_;
   std::unique_ptr<ApiServer> http_;
   std::vector<std::thread> threads_;
   bool started_ = false;

@@ -1,5 +1,9 @@
 #include "gateway/store/store.h"
 
+#include <algorithm>
+
+#include "gateway/core/text.h"
+
 namespace songda {
 namespace {
 
@@ -455,9 +459,13 @@ Result<std::vector<std::string>> DeliveryStore::lookup_receipt_keys(const std::v
 }
 
 Result<long long> DeliveryStore::sent_without_receipt(const std::string& provider, std::int64_t older_than_ms) {
-  auto r = pool_.command({"ZCOUNT", "sd:sent:" + provider, "-inf", std::to_string(older_than_ms)});
+  // Only the recent overdue ones count: a receipt lost long ago says nothing about the provider now.
+  const std::string key = "sd:sent:" + provider;
+  const std::int64_t window = std::max<std::int64_t>(now_unix_ms() - older_than_ms, 1000);
+  auto r = pool_.pipeline({{"ZREMRANGEBYSCORE", key, "-inf", "(" + std::to_string(older_than_ms - window)},
+                           {"ZCOUNT", key, "-inf", std::to_string(older_than_ms)}});
   if (!r.ok()) return r.error();
-  return r->integer;
+  return r->back().integer;
 }
 
 Status DeliveryStore::append_evidence(const std::vector<EvidenceLeaf>& leaves) {

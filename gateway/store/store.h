@@ -120,7 +120,8 @@ class DeliveryStore {
   // "delivery_id|provider" for receipt keys ("" where unknown), in order.
   Result<std::vector<std::string>> lookup_receipt_keys(const std::vector<std::string>& keys);
 
-  // Deliveries a provider accepted before older_than_ms that still have no receipt.
+  // Deliveries a provider accepted before older_than_ms (but within as long again before it) that still
+  // have no receipt; older ones are dropped from this index (their status stays SENT).
   Result<long long> sent_without_receipt(const std::string& provider, std::int64_t older_than_ms);
 
   // Appends evidence leaves on their own (e.g. FALLBACK records after a timer fired).
