@@ -28,6 +28,27 @@ Result<int> Dispatcher::run_once(Channel& channel, std::int64_t now_ms) {
   if (!claimed.ok()) return claimed.error();
   if (claimed->empty()) return 0;
 
+  // A delivery whose lease ran out more often than it may be attempted (its outcome could not be recorded,
+  // or instances kept dying mid-send) is not sent again: each resend could be a real second SMS.
+  std::vector<ClaimedDelivery> exhausted;
+  std::vector<ClaimedDelivery> sendable;
+  for (auto& c : claimed.value()) (c.attempts > retry_.max_attempts ? exhausted : sendable).push_back(std::move(c));
+  if (!exhausted.empty()) {
+    std::vector<Completion> give_up;
+    for (const auto& c : exhausted) {
+      Completion g;
+      g.id = c.delivery.id;
+      g.channel = ch;
+      g.status = "FAILED";
+      g.detail = "attempts exhausted (" + std::to_string(c.attempts) + "): outcomes could not be recorded";
+      give_up.push_back(std::move(g));
+      counters_.failed.fetch_add(1);
+    }
+    if (auto s = store_.complete_batch(give_up, now_ms); !s.ok()) return s.error();
+    if (sendable.empty()) return static_cast<int>(exhausted.size());
+  }
+  claimed.value() = std::move(sendable);
+
   std::vector<Delivery> batch;
   batch.reserve(claimed->size());
   for (auto& c : claimed.value()) batch.push_back(c.delivery);

@@ -100,6 +100,11 @@ class PipelineTest : public ::testing::Test {
     config_.redis.url = redis_url_with_db(1);
     config_.http.listen = "127.0.0.1:0";
     config_.dispatch.poll_ms = 10;
+    // This tier is about ingest and in-app delivery: the provider channels are left unconfigured here
+    // (their deliveries wait in their queues); channels_integration_test drives them through the simulator.
+    config_.channels.sms.providers.clear();
+    config_.channels.wechat.enabled = false;
+    config_.channels.email.enabled = false;
     create_topic(brokers_, config_.kafka.topic, 4);
     create_topic(brokers_, config_.kafka.dlq_topic, 1);
     auto ep = parse_redis_url(config_.redis.url);
