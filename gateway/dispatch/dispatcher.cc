@@ -73,6 +73,7 @@ Result<int> Dispatcher::run_once(Channel& channel, std::int64_t now_ms) {
     c.channel = ch;
     c.provider = o.provider;
     c.provider_message_id = o.provider_message_id;
+    c.segments = o.segments;
     const int attempts = (*claimed)[i].attempts;
     switch (o.kind) {
       case SendOutcome::Kind::kDelivered:

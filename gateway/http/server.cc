@@ -50,6 +50,7 @@ nlohmann::json delivery_view_json(const DeliveryView& v) {
                       {"updated_at", rfc3339_utc(v.updated_ms)},
                       {"provider", v.provider},
                       {"provider_message_id", v.provider_message_id},
+                      {"sms_segments", v.segments},
                       {"history", history},
                       {"evidence_indexes", v.evidence_indexes}};
   if (d.document) {

@@ -125,7 +125,7 @@ for _, c in ipairs(list) do
     redis.call('RPUSH', dk .. ':hist', cjson.encode({status='RETRY_SCHEDULED', at=now, detail=c.detail}))
   else
     redis.call('ZREM', q, c.id)
-    if advance(dk, c.status, c.at, c.detail, {provider=c.provider, provider_message_id=c.pmid}) then
+    if advance(dk, c.status, c.at, c.detail, {provider=c.provider, provider_message_id=c.pmid, segments=c.segments}) then
       changed = changed + 1
       if c.status == 'SENT' and c.provider ~= '' then redis.call('ZADD', 'sd:sent:' .. c.provider, now, c.id) end
       if c.status == 'FAILED' then
@@ -237,6 +237,8 @@ Result<DeliveryView> parse_view(const RedisReply& hash, const RedisReply& hist, 
       v.provider = val.str;
     } else if (k == "provider_message_id") {
       v.provider_message_id = val.str;
+    } else if (k == "segments") {
+      v.segments = static_cast<int>(to_i64(val));
     }
   }
   for (const auto& e : hist.elements) {
@@ -325,6 +327,7 @@ Status DeliveryStore::complete_batch(const std::vector<Completion>& completions,
                    {"provider", c.provider},
                    {"pmid", c.provider_message_id},
                    {"rkey", c.receipt_key},
+                   {"segments", c.segments > 0 ? std::to_string(c.segments) : std::string()},
                    {"at", c.event_time_ms > 0 ? c.event_time_ms : now_ms},
                    {"evidence", evidence_json(c.evidence)}});
   }

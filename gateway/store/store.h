@@ -65,6 +65,7 @@ struct Completion {
   std::int64_t retry_at_ms = 0;  // > 0: keep queued and try again then
   std::string provider;
   std::string provider_message_id;
+  int segments = 0;         // SMS billed segments, recorded with the delivery
   std::string receipt_key;  // how the provider's receipt will name it: "aliyun:<BizId>:<phone>", "tencent:<sid>",
                             // "wechat:<MsgID>"
   std::int64_t event_time_ms = 0;  // provider's time where known, else now
@@ -92,6 +93,7 @@ struct DeliveryView {
   std::int64_t updated_ms = 0;
   std::string provider;
   std::string provider_message_id;
+  int segments = 0;  // SMS billed segments (0 elsewhere)
   std::vector<StatusEntry> history;
   std::vector<std::int64_t> evidence_indexes;
 };

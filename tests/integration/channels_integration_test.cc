@@ -234,8 +234,8 @@ TEST_F(ChannelsTest, ForgedAndUnauthenticatedReceiptsAreRefusedAndCounted) {
   EXPECT_EQ(wx->status, 401);
   EXPECT_EQ(app_->receipt_counters().forged.load(), 3u);
   // The right key with a receipt for nothing we sent: accepted for later (503 = push again), not applied.
-  auto unknown = cli.Post("/callbacks/aliyun/sms-report?key=" + std::string(sim::kDefaultCallbackKey), report,
-                          "application/json");
+  auto unknown =
+      cli.Post("/callbacks/aliyun/sms-report?key=" + std::string(sim::kDefaultCallbackKey), report, "application/json");
   EXPECT_EQ(unknown->status, 503);
 }
 

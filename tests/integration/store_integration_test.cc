@@ -11,6 +11,20 @@
 namespace songda {
 namespace {
 
+// A completion as dispatch or a receipt would make it.
+Completion done(const std::string& id, const std::string& channel, const std::string& status, const std::string& detail,
+                const std::string& provider, const std::string& pmid, const std::string& receipt_key) {
+  Completion c;
+  c.id = id;
+  c.channel = channel;
+  c.status = status;
+  c.detail = detail;
+  c.provider = provider;
+  c.provider_message_id = pmid;
+  c.receipt_key = receipt_key;
+  return c;
+}
+
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -68,8 +82,7 @@ TEST_F(StoreTest, FallbackIsReleasedWhenTheFirstChannelDoesNotArriveInTime) {
   record("e1", {wx, sms}, now);
   EXPECT_EQ(store_->queue_length("sms").value(), 0);  // held, not queued
   {
-    auto st = store_->complete_batch(
-        {Completion{wx.id, "wechat", "SENT", "ok", 0, "wechat-oa", "m1", "wechat:m1", 0, {}}}, now);
+    auto st = store_->complete_batch({done(wx.id, "wechat", "SENT", "ok", "wechat-oa", "m1", "wechat:m1")}, now);
     ASSERT_TRUE(st.ok()) << st.error().message;
   }
   auto early = store_->fire_due_timers(now + 5000, 100);
@@ -93,10 +106,7 @@ TEST_F(StoreTest, FallbackIsCancelledWhenTheFirstChannelArrived) {
   auto wx = make("e2", "wechat");
   auto sms = make("e2", "sms", wx.id, 10);
   record("e2", {wx, sms}, now);
-  ASSERT_TRUE(
-      store_
-          ->complete_batch({Completion{wx.id, "wechat", "DELIVERED", "receipt", 0, "wechat-oa", "m2", "", 0, {}}}, now)
-          .ok());
+  ASSERT_TRUE(store_->complete_batch({done(wx.id, "wechat", "DELIVERED", "receipt", "wechat-oa", "m2", "")}, now).ok());
   auto fired = store_->fire_due_timers(now + 11'000, 100);
   ASSERT_EQ(fired->size(), 1u);
   EXPECT_FALSE(fired->front().released);
@@ -110,9 +120,7 @@ TEST_F(StoreTest, FinalFailureOfTheFirstChannelReleasesTheFallbackAtOnce) {
   auto sms = make("e3", "sms", wx.id, 600);
   record("e3", {wx, sms}, now);
   ASSERT_TRUE(
-      store_
-          ->complete_batch({Completion{wx.id, "wechat", "FAILED", "43004 unsubscribed", 0, "wechat-oa", "", "", 0, {}}},
-                           now + 100)
+      store_->complete_batch({done(wx.id, "wechat", "FAILED", "43004 unsubscribed", "wechat-oa", "", "")}, now + 100)
           .ok());
   auto fired = store_->fire_due_timers(now + 200, 100);  // long before the 600 s deadline
   ASSERT_EQ(fired->size(), 1u);
@@ -150,19 +158,11 @@ TEST_F(StoreTest, RepeatedReceiptChangesNothingAndUnknownOnesAreReported) {
   auto sms = make("e4", "sms");
   record("e4", {sms}, now);
   ASSERT_TRUE(store_->claim_due("sms", now, 30000, 10).ok());
-  ASSERT_TRUE(store_
-                  ->complete_batch({Completion{sms.id,
-                                               "sms",
-                                               "SENT",
-                                               "accepted",
-                                               0,
-                                               "aliyun-main",
-                                               "B1:13800000001",
-                                               "aliyun:B1:13800000001",
-                                               0,
-                                               {}}},
-                                   now)
-                  .ok());
+  ASSERT_TRUE(
+      store_
+          ->complete_batch(
+              {done(sms.id, "sms", "SENT", "accepted", "aliyun-main", "B1:13800000001", "aliyun:B1:13800000001")}, now)
+          .ok());
   ReceiptCounters counters;
   ReceiptProcessor p(*store_, counters);
   ReceiptUpdate u{"aliyun:B1:13800000001", "sms", true, "DELIVERED 用户接收成功", now + 500, "{}"};
