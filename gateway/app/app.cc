@@ -18,6 +18,10 @@
 #include "gateway/core/link.h"
 #include "gateway/core/text.h"
 #include "gateway/dispatch/quiet_hours.h"
+#include "gateway/evidence/checkpoint.h"
+#include "gateway/ledger/evidence_makers.h"
+#include "gateway/ledger/proof_service.h"
+#include "gateway/ledger/redis_log.h"
 
 namespace songda {
 namespace {
@@ -90,6 +94,37 @@ App::App(Config config, AppOptions options) : config_(std::move(config)), option
   receipts_ = std::make_unique<ReceiptProcessor>(*store_, receipt_counters_);
   timers_ = std::make_unique<FallbackTimers>(*store_);
 
+  // The evidence log: every lifecycle step appends a record in the same Redis call that changes the state;
+  // one instance at a time (a Redis lease) signs checkpoints and publishes them to Kafka as witness.
+  const bool have_key = std::getenv("SONGDA_EVIDENCE_KEY_FILE") != nullptr;
+  const bool ephemeral = options_.ephemeral_evidence_key && !have_key;
+  ledger::EvidenceContext ctx;
+  if (ephemeral) {
+    const char* salt = std::getenv("SONGDA_EVIDENCE_SALT");
+    ctx.salt = salt != nullptr ? salt : to_hex(random_bytes(16));
+  } else {
+    ctx = ledger::evidence_context_from_environment(std::getenv);
+  }
+  ledger::SignerSetup signer = [&] {
+    if (!ephemeral) return ledger::signer_from_environment(std::getenv);
+    auto pair = evidence::generate_key_pair();
+    if (!pair.ok()) throw StartupError("cannot make an evidence key: " + pair.error().message);
+    auto key = evidence::load_private_key_pem(pair->private_pem);
+    if (!key.ok()) throw StartupError("cannot load the evidence key: " + key.error().message);
+    ledger::CheckpointerConfig cc;
+    cc.origin = "songda-demo";
+    cc.interval_ms = 500;
+    spdlog::warn("evidence log signed with a key made for this process (demo/test only)");
+    return ledger::SignerSetup{std::move(key.value()), cc};
+  }();
+  ledger::install_evidence(*ingest_, *dispatcher_, *receipts_, *timers_, *store_, ctx);
+  auto pem = signer.key.public_key().public_pem();
+  if (!pem.ok()) throw StartupError("cannot export the evidence public key: " + pem.error().message);
+  evidence_public_pem_ = pem.value();
+  checkpointer_ = std::make_unique<ledger::Checkpointer>(
+      *redis_, std::move(signer.key), signer.config,
+      ledger::kafka_checkpoint_publisher(*producer_, config_.kafka.checkpoint_topic, signer.config.origin));
+
   HealthProbes probes;
   probes.redis = [this] {
     auto r = redis_->command({"PING"});
@@ -107,9 +142,12 @@ App::App(Config config, AppOptions options) : config_(std::move(config)), option
   }
   secrets.wechat_token = wechat_token;
   register_callbacks(*http_, *receipts_, receipt_counters_, secrets);
+  http_->set_read_evidence([](const Delivery& d, std::int64_t now) { return ledger::read_evidence(d, now); });
+  proofs_ = std::make_unique<ledger::ProofService>(*redis_, *store_, ledger::ProofOptions{evidence_public_pem_, 3});
+  ledger::register_proof_routes(*http_, *proofs_);
 }
 
-App::~App() { stop(); }
+App::~App() { stop(); }  // members below need the complete ledger types, hence out of line
 
 bool App::has_channel(const std::string& name) const {
   return std::any_of(channels_.begin(), channels_.end(), [&](const auto& c) { return c->name() == name; });
@@ -172,6 +210,7 @@ void App::start() {
     threads_.emplace_back([this, c] { dispatcher_->run(*c, stop_); });
   }
   threads_.emplace_back([this] { timers_->run(stop_, 200); });
+  checkpointer_->start();
   if (sms_ != nullptr) {
     threads_.emplace_back([this] {
       while (!stop_.load()) {
@@ -210,6 +249,7 @@ void App::stop() {
     if (t.joinable()) t.join();
   }
   consumer_.reset();
+  checkpointer_->stop();
   http_->stop();
   spdlog::info("songda: stopped; {} messages, {} events accepted, {} duplicates, {} refused",
                ingest_counters_.messages.load(), ingest_counters_.accepted.load(), ingest_counters_.duplicates.load(),

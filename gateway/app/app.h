@@ -31,6 +31,10 @@
 namespace songda {
 
 class HttpClient;
+namespace ledger {
+class Checkpointer;
+class ProofService;
+}  // namespace ledger
 namespace sms {
 class SmsChannel;
 }
@@ -39,6 +43,9 @@ struct AppOptions {
   std::string schema_path;  // default: the source tree's schema
   bool consume = true;      // false: no Kafka consumer (HTTP and dispatch only)
   std::string link_secret;  // default: SONGDA_LINK_SECRET, else a random per-process secret (links die on restart)
+  // Demo and in-process tests only: without SONGDA_EVIDENCE_KEY_FILE / SONGDA_EVIDENCE_SALT, sign the evidence log
+  // with a key made for this process (its public key is served at /v1/evidence/public-key). `songda run` never does.
+  bool ephemeral_evidence_key = false;
 };
 
 class App {
@@ -64,6 +71,7 @@ class App {
   [[nodiscard]] bool has_channel(const std::string& name) const;
   [[nodiscard]] std::string link_for(const std::string& delivery_id) const;
   std::string metrics_text();
+  [[nodiscard]] const std::string& evidence_public_key_pem() const { return evidence_public_pem_; }
 
  private:
   Config config_;
@@ -85,6 +93,9 @@ class App {
   ReceiptCounters receipt_counters_;
   std::unique_ptr<ReceiptProcessor> receipts_;
   std::unique_ptr<FallbackTimers> timers_;
+  std::unique_ptr<ledger::Checkpointer> checkpointer_;
+  std::unique_ptr<ledger::ProofService> proofs_;
+  std::string evidence_public_pem_;
   std::unique_ptr<ApiServer> http_;
   std::vector<std::thread> threads_;
   bool started_ = false;

@@ -17,6 +17,7 @@
 #include "gateway/app/app.h"
 #include "gateway/core/crypto.h"
 #include "gateway/core/text.h"
+#include "gateway/ledger/verify_cli.h"
 #include "simulator/simulator.h"
 
 namespace songda {
@@ -139,7 +140,9 @@ int run_demo(const DemoOptions& opts) {
     for (auto& f : r.fallback) f.after_s = 3;  // minutes in production; seconds here, to watch it happen
   }
 
-  App app(config, AppOptions{});
+  AppOptions app_options;
+  app_options.ephemeral_evidence_key = true;
+  App app(config, app_options);
   app.start();
   sim.set_callback_base("http://" + app.http().host() + ":" + std::to_string(app.http().port()));
 
@@ -280,7 +283,46 @@ int run_demo(const DemoOptions& opts) {
               << s.value("receipts_acked", 0) << " receipt(s) acknowledged by Songda\n";
   }
 
-  const bool ok = settled && dlq.size() == expected_dlq && c.duplicates.load() == 1 && !opened.empty();
+  // The proof of service of one delivery: fetched from the API as a clerk would, verified offline.
+  bool verified = false;
+  std::string certificate_path;
+  {
+    const DeliveryView* pick = nullptr;
+    for (const auto& v : views) {
+      if (v.delivery.channel == kChannelSms && v.status == "DELIVERED") pick = &v;
+    }
+    if (pick == nullptr && !views.empty()) pick = &views.front();
+    if (pick != nullptr) {
+      httplib::Client cli(app.http().host(), app.http().port());
+      const httplib::Headers auth{{"Authorization", "Bearer " + admin}};
+      const auto proof_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      auto bundle = cli.Get("/v1/deliveries/" + pick->delivery.id + "/proof", auth);
+      while ((!bundle || bundle->status != 200) && std::chrono::steady_clock::now() < proof_deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));  // the next checkpoint is at most 0.5 s away
+        bundle = cli.Get("/v1/deliveries/" + pick->delivery.id + "/proof", auth);
+      }
+      auto html = cli.Get("/v1/deliveries/" + pick->delivery.id + "/proof.html", auth);
+      if (bundle && bundle->status == 200 && html && html->status == 200) {
+        const auto dir = std::filesystem::temp_directory_path() / ("songda-demo-proof-" + pick->delivery.id);
+        std::filesystem::create_directories(dir);
+        std::ofstream(dir / "bundle.json") << bundle->body;
+        std::ofstream(dir / "court.pub") << app.evidence_public_key_pem();
+        std::ofstream(dir / "certificate.html") << html->body;
+        certificate_path = (dir / "certificate.html").string();
+        std::cout << "\nProof of service of " << pick->delivery.id << " (" << pick->delivery.channel
+                  << "), verified offline:\n  songda verify " << (dir / "bundle.json").string() << " --pubkey "
+                  << (dir / "court.pub").string() << "\n";
+        verified = ledger::run_verify({(dir / "bundle.json").string(), "--pubkey", (dir / "court.pub").string()},
+                                      std::cout) == 0;
+        std::cout << "电子送达凭证 (certificate): " << certificate_path << "\n";
+      } else {
+        std::cout << "\nproof of service not available: "
+                  << (bundle ? std::to_string(bundle->status) + " " + bundle->body : std::string("no answer")) << "\n";
+      }
+    }
+  }
+
+  const bool ok = settled && dlq.size() == expected_dlq && c.duplicates.load() == 1 && !opened.empty() && verified;
   if (opts.serve) {
     const std::string base = "http://" + app.http().host() + ":" + std::to_string(app.http().port());
     std::cout << "\nServing. Try:\n  curl -H 'Authorization: Bearer " << admin << "' " << base << "/v1/deliveries/"
@@ -294,8 +336,9 @@ int run_demo(const DemoOptions& opts) {
   app.stop();
   sim.stop();
   if (!ok) {
-    std::cerr << "demo: not everything happened as expected (settled=" << settled << ", dlq=" << dlq.size()
-              << ", duplicates=" << c.duplicates.load() << ", opened=" << !opened.empty() << ")\n";
+    std::cerr << "demo: not everything happened as expected (settled=" << settled << ", verified=" << verified
+              << ", dlq=" << dlq.size() << ", duplicates=" << c.duplicates.load() << ", opened=" << !opened.empty()
+              << ")\n";
     return 1;
   }
   return 0;

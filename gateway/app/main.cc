@@ -14,6 +14,7 @@
 #include "gateway/app/logging.h"
 #include "gateway/config/config.h"
 #include "gateway/core/text.h"
+#include "gateway/ledger/verify_cli.h"
 
 namespace {
 
@@ -25,10 +26,15 @@ usage:
                                       the whole pipeline on an in-process Kafka and the Redis
                                       named by SONGDA_REDIS_URL; prints what happened
   songda config check FILE            report every problem in a config file (file:line:column)
+  songda verify BUNDLE --pubkey FILE [--document FILE] [--since CHECKPOINT --consistency PROOF] [--tsa-ca FILE]
+                                      check a proof of service offline; exit 0 only when every check holds
+  songda keygen --out DIR             make the court's evidence signing key (court.key, mode 0600) and court.pub
+  songda ledger check [...]           recompute the evidence log from its stored leaves and compare
   songda version
 
 environment: SONGDA_KAFKA_BROKERS, SONGDA_REDIS_URL, SONGDA_REDIS_PASSWORD, SONGDA_HTTP_LISTEN,
-             SONGDA_API_KEYS_FILE, SONGDA_API_KEYS, SONGDA_ADMIN_TOKEN, SONGDA_LINK_SECRET, SONGDA_LOG_LEVEL
+             SONGDA_API_KEYS_FILE, SONGDA_API_KEYS, SONGDA_ADMIN_TOKEN, SONGDA_LINK_SECRET, SONGDA_LOG_LEVEL,
+             SONGDA_CALLBACK_KEY, SONGDA_EVIDENCE_KEY_FILE, SONGDA_EVIDENCE_SALT, provider keys (see README)
 )";
 
 std::string option(std::vector<std::string>& args, const std::string& name, const std::string& fallback) {
@@ -115,6 +121,16 @@ int main(int argc, char** argv) {
         return 2;
       }
       return config_check(args[1]);
+    }
+    if (cmd == "verify") return songda::ledger::run_verify(args, std::cout);
+    if (cmd == "keygen") return songda::ledger::run_keygen(args, std::cout);
+    if (cmd == "ledger") {
+      if (args.empty() || args[0] != "check") {
+        std::cerr << "usage: songda ledger check [...]\n";
+        return 2;
+      }
+      args.erase(args.begin());
+      return songda::ledger::run_ledger_check(args, std::cout);
     }
     if (cmd == "run") {
       songda::setup_logging(log_level(), true);

@@ -165,25 +165,27 @@ void ApiServer::add_routes() {
     send_json(res, 200, {{"app_user", std::string(req.matches[1])}, {"messages", items}, {"unread", unread}});
   });
 
-  s.Post(R"(/v1/inbox/([A-Za-z0-9._-]+)/messages/([A-Za-z0-9_-]+)/read)",
-         [this](const httplib::Request& req, httplib::Response& res) {
-           auto who = authenticate(req, res);
-           if (!who) return;
-           auto v = store_.get_delivery(req.matches[2]);
-           if (!v.ok()) return send_error(res, 503, v.error().code, v.error().message);
-           if (!v.value() || v.value()->delivery.address != std::string(req.matches[1]) ||
-               v.value()->delivery.channel != kChannelInApp) {
-             return send_error(res, 404, "not_found", "no such message in this inbox");
-           }
-           if (!who->may_see(v.value()->delivery.court_id)) {
-             return send_error(res, 403, "forbidden", "this message belongs to another court");
-           }
-           auto r = store_.mark_read(req.matches[1], req.matches[2], now_unix_ms());
-           if (!r.ok()) {
-             return send_error(res, r.error().code == "not_found" ? 404 : 503, r.error().code, r.error().message);
-           }
-           send_json(res, 200, r.value());
-         });
+  s.Post(R"(/v1/inbox/([A-Za-z0-9._-]+)/messages/([A-Za-z0-9_-]+)/read)", [this](const httplib::Request& req,
+                                                                                 httplib::Response& res) {
+    auto who = authenticate(req, res);
+    if (!who) return;
+    auto v = store_.get_delivery(req.matches[2]);
+    if (!v.ok()) return send_error(res, 503, v.error().code, v.error().message);
+    if (!v.value() || v.value()->delivery.address != std::string(req.matches[1]) ||
+        v.value()->delivery.channel != kChannelInApp) {
+      return send_error(res, 404, "not_found", "no such message in this inbox");
+    }
+    if (!who->may_see(v.value()->delivery.court_id)) {
+      return send_error(res, 403, "forbidden", "this message belongs to another court");
+    }
+    const std::int64_t now = now_unix_ms();
+    auto r = store_.mark_read(req.matches[1], req.matches[2], now,
+                              read_evidence_ ? read_evidence_(v.value()->delivery, now) : std::vector<EvidenceLeaf>{});
+    if (!r.ok()) {
+      return send_error(res, r.error().code == "not_found" ? 404 : 503, r.error().code, r.error().message);
+    }
+    send_json(res, 200, r.value());
+  });
 
   s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (res.body.empty()) {

@@ -52,6 +52,11 @@ class ApiServer {
   // Authenticates a request; on failure writes 401 and returns nullopt.
   std::optional<Principal> authenticate(const httplib::Request& req, httplib::Response& res) const;
 
+  // Evidence recorded when an inbox message is first read (set by the ledger at start-up).
+  void set_read_evidence(std::function<std::vector<EvidenceLeaf>(const Delivery&, std::int64_t now_ms)> fn) {
+    read_evidence_ = std::move(fn);
+  }
+
   // Binds (port 0 = any free port) and serves on a background thread. Throws StartupError if it cannot bind.
   void start();
   [[nodiscard]] int port() const { return port_; }
@@ -65,6 +70,7 @@ class ApiServer {
   ApiKeys keys_;
   HealthProbes probes_;
   std::function<std::string()> metrics_text_;
+  std::function<std::vector<EvidenceLeaf>(const Delivery&, std::int64_t)> read_evidence_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   std::string host_;

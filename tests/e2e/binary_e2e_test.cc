@@ -19,6 +19,7 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -422,7 +423,9 @@ class BinaryE2eTest : public ::testing::Test {
   // there is one (with-services --smtp; else to a closed port: no test event has an email contact
   // except one example). Creates the topics and empties the Redis database. Kafka brokers and Redis URL
   // reach songda through the environment.
-  Instance make_instance(const std::string& name, const std::string& redis_url) {
+  // `tweak`, when given, edits the test's copy of the config before it is written.
+  Instance make_instance(const std::string& name, const std::string& redis_url,
+                         const std::function<void(YAML::Node&)>& tweak = {}) {
     Instance in;
     in.name = name;
     in.topic = unique_name("e2e-" + name);
@@ -455,6 +458,7 @@ class BinaryE2eTest : public ::testing::Test {
         mail["starttls"] = "none";
       }
     }
+    if (tweak) tweak(y);
     YAML::Emitter out;
     out << y;
     in.config_path = dir_.file(name + ".yaml");
@@ -485,6 +489,25 @@ class BinaryE2eTest : public ::testing::Test {
     return in;
   }
 
+  // POST /_sim/config; throws unless the simulator answers 200.
+  static void sim_config(const Instance& in, const nlohmann::json& body) {
+    httplib::Client cli("127.0.0.1", in.sim_port);
+    cli.set_connection_timeout(2);
+    auto r = cli.Post("/_sim/config", body.dump(), "application/json");
+    if (!r || r->status != 200) {
+      throw std::runtime_error("POST /_sim/config " + body.dump() + " -> " +
+                               (r ? std::to_string(r->status) + " " + r->body : std::string("no answer")));
+    }
+  }
+
+  // What the simulator accepted from one provider: {"messages": [{provider, to, key, id, ...}]}.
+  static nlohmann::json sim_messages(const Instance& in, const std::string& provider) {
+    httplib::Client cli("127.0.0.1", in.sim_port);
+    auto r = cli.Get("/_sim/messages?provider=" + provider);
+    if (!r || r->status != 200) throw std::runtime_error("GET /_sim/messages failed");
+    return nlohmann::json::parse(r->body);
+  }
+
   // The simulator's counters: {"aliyun": {...}, "tencent": {...}, "wechat": {...}}.
   static nlohmann::json sim_stats(const Instance& in) {
     httplib::Client cli("127.0.0.1", in.sim_port);
@@ -509,11 +532,23 @@ class BinaryE2eTest : public ::testing::Test {
     return *children_.back();
   }
 
+  // The court's evidence signing key, made once per test with `songda keygen`.
+  std::string evidence_key_file() {
+    const std::string keydir = dir_.file("keys");
+    if (!std::filesystem::exists(keydir + "/court.key")) {
+      const std::string cmd = std::string(SONGDA_BINARY) + " keygen --out " + keydir + " > /dev/null";
+      EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;  // NOLINT(cert-env33-c): test setup
+    }
+    return keydir + "/court.key";
+  }
+
   ChildProcess& start_songda(const Instance& in, std::map<std::string, std::string> env = {}) {
     env["SONGDA_KAFKA_BROKERS"] = brokers_;
     env["SONGDA_REDIS_URL"] = in.redis_url;
     for (const auto& [k, v] : provider_env()) env.emplace(k, v);
     env.emplace("SONGDA_LINK_SECRET", "e2e-link-secret-0123456789abcdef");
+    env.emplace("SONGDA_EVIDENCE_SALT", "e2e-evidence-salt-0123456789");
+    env.emplace("SONGDA_EVIDENCE_KEY_FILE", evidence_key_file());
     return spawn({SONGDA_BINARY, "run", "--config", in.config_path}, env, "songda-" + in.name);
   }
 
@@ -1038,6 +1073,203 @@ TEST_F(BinaryE2eTest, RedisDownThenBackLosesNothing) {
   ASSERT_EQ(terminate(child), 0) << "exit code after SIGTERM (-1: still running after 30 s)";
   expect_committed_to_end(brokers_, in.group, in.topic);
   verify_store(*redis, x, dispatched);
+}
+
+// Both SMS providers answer 40% of sends with HTTP 500 (so failover alone cannot hide them) and WeChat
+// 40% with errcode -1 (system busy) while 300 summons go out by SMS and WeChat. Once errors were
+// injected, some deliveries are DELIVERED and retries wait in Redis, songda is SIGKILLed, started again
+// ~1 s later with the same config, and the providers recover. Every delivery must end DELIVERED exactly
+// once, and no provider may have been given any message twice.
+TEST_F(BinaryE2eTest, KilledDuringProviderRetriesLosesNothingAndSendsNothingTwice) {
+  constexpr int kEvents = 300;
+  const Instance in = make_instance("retrykill", redis_url_with_db(redis_base_, 10), [](YAML::Node& y) {
+    // Every recipient here has a mobile and a WeChat openid: with the shipped fallbacks the SMS would wait
+    // on a timer for the WeChat receipt. Without them, SMS and WeChat both go out at once.
+    for (auto route : y["routes"]) {
+      if (route["event"].as<std::string>() == "summons.issued") route.remove("fallback");
+    }
+  });
+  Expected x;
+  std::vector<OutgoingMessage> msgs;
+  std::map<std::string, std::string> address_of;  // delivery id -> the number (11 digits) or openid it must reach
+  for (int i = 0; i < kEvents; ++i) {
+    nlohmann::json e = make_event("rk", i);
+    e["type"] = "summons.issued";
+    e["case"]["number"] = "(2026)豫14民初" + std::to_string(1000 + i) + "号";
+    const std::string mobile = std::to_string(13720000000LL + i);
+    const std::string openid = "oRetryKillE2e" + std::to_string(100000 + i);
+    e["recipients"] = nlohmann::json::array(
+        {{{"id", "P1"},
+          {"role", "party"},
+          {"name", "当事人" + std::to_string(i)},
+          {"contacts", {{"mobile", "+86" + mobile}, {"wechat_openid", openid}}},
+          {"consent", {{"basis", "confirmed"}, {"scope", {"*"}}, {"ref", "C-" + std::to_string(i)}}}}});
+    add_expected(in.config, e, x);
+    address_of[delivery_id(e["event_id"], "P1", "sms")] = mobile;
+    address_of[delivery_id(e["event_id"], "P1", "wechat")] = openid;
+    msgs.push_back(to_message(in.topic, e));
+  }
+  ASSERT_TRUE(x.held.empty()) << "a delivery is held as a fallback: the summons route still has fallbacks";
+  ASSERT_EQ(x.queued["sms"], kEvents);
+  ASSERT_EQ(x.queued["wechat"], kEvents);
+  ASSERT_EQ(x.all.size(), 2u * kEvents);
+  std::vector<std::string> ids(x.all.begin(), x.all.end());
+  auto redis = connect_redis(in.redis_url);
+
+  sim_config(in, {{"provider", "aliyun"}, {"error_rate", 0.4}, {"http_status", 500}});
+  sim_config(in, {{"provider", "tencent"}, {"error_rate", 0.4}, {"http_status", 500}});
+  sim_config(in, {{"provider", "wechat"}, {"error_rate", 0.4}, {"http_status", 0}, {"error_code", -1}});
+
+  ChildProcess& first = start_songda(in);
+  ASSERT_TRUE(wait_healthy(first, in.port)) << "songda did not come up";
+  const auto dispatched = dispatched_channels(metrics(in.port));
+  ASSERT_TRUE(dispatched.count("sms") != 0 && dispatched.count("wechat") != 0)
+      << "songda does not dispatch SMS and WeChat: " << metrics(in.port);
+  KafkaConfig kc;
+  kc.brokers = brokers_;
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(KafkaProducer(kc).produce_all(msgs).ok());
+
+  // Where the deliveries stand: DELIVERED ones, and per channel those waiting for a retry (the last
+  // history entry is RETRY_SCHEDULED).
+  struct Progress {
+    std::size_t delivered = 0;
+    std::map<std::string, std::size_t> retry_pending;
+  };
+  const auto progress = [&] {
+    std::vector<std::vector<std::string>> cmds;
+    for (const auto& id : ids) {
+      cmds.push_back({"HGET", "sd:dlv:{" + id + "}", "status"});
+      cmds.push_back({"LINDEX", "sd:dlv:{" + id + "}:hist", "-1"});
+    }
+    const auto reps = pipelined(*redis, cmds);
+    Progress p;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      if (reps[2 * i].str == "DELIVERED") {
+        ++p.delivered;
+      } else if (!reps[2 * i + 1].is_nil()) {
+        const auto h = nlohmann::json::parse(reps[2 * i + 1].str, nullptr, false);
+        if (h.is_object() && h.value("status", "") == "RETRY_SCHEDULED") ++p.retry_pending[x.channel_of.at(ids[i])];
+      }
+    }
+    return p;
+  };
+
+  // Errors injected by all three providers, some deliveries DELIVERED, retries waiting on both channels.
+  Progress before;
+  nlohmann::json st_before;
+  const bool ready_to_kill = wait_until(
+      [&] {
+        if (!first.running()) return true;
+        st_before = sim_stats(in);
+        if (st_before["aliyun"]["errors_injected"].get<long long>() == 0 ||
+            st_before["tencent"]["errors_injected"].get<long long>() == 0 ||
+            st_before["wechat"]["errors_injected"].get<long long>() == 0) {
+          return false;
+        }
+        before = progress();
+        return before.delivered >= 50 && before.retry_pending["sms"] > 0 && before.retry_pending["wechat"] > 0;
+      },
+      30s, 20ms);
+  ASSERT_TRUE(ready_to_kill && first.running())
+      << "no point to kill at: " << before.delivered << " delivered, retries pending: sms "
+      << before.retry_pending["sms"] << ", wechat " << before.retry_pending["wechat"] << "; simulator "
+      << st_before.dump();
+  first.signal(SIGKILL);
+  const auto killed = first.wait_exit(10s);
+  ASSERT_TRUE(killed.has_value());
+  ASSERT_TRUE(WIFSIGNALED(*killed) && WTERMSIG(*killed) == SIGKILL) << e2e::describe_wait_status(*killed);
+  const Progress at_kill = progress();
+  const auto st_kill = sim_stats(in);
+  std::printf(
+      "[ info ] SIGKILL %.1f s after publishing: %zu of %zu delivered, retries pending: %zu SMS, %zu WeChat; "
+      "errors injected: aliyun %lld, tencent %lld, wechat %lld\n",
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), at_kill.delivered, ids.size(),
+      at_kill.retry_pending.count("sms") != 0 ? at_kill.retry_pending.at("sms") : 0,
+      at_kill.retry_pending.count("wechat") != 0 ? at_kill.retry_pending.at("wechat") : 0,
+      st_kill["aliyun"]["errors_injected"].get<long long>(), st_kill["tencent"]["errors_injected"].get<long long>(),
+      st_kill["wechat"]["errors_injected"].get<long long>());
+  ASSERT_LT(at_kill.delivered, ids.size()) << "everything was delivered before the kill: nothing was tested";
+
+  // ~1 s later a new process with the same config; the providers recover.
+  std::this_thread::sleep_for(1s);
+  ChildProcess& second = start_songda(in);
+  sim_config(in, {{"provider", "all"}, {"error_rate", 0.0}});
+  ASSERT_TRUE(wait_healthy(second, in.port)) << "songda did not come up again";
+  std::vector<std::string> pending;
+  const bool done = wait_until(
+      [&] {
+        if (!second.running()) return true;
+        pending = undelivered(*redis, x, settling_channels(dispatched));
+        return pending.empty();
+      },
+      45s, 100ms);
+  ASSERT_TRUE(done && second.running()) << "after restart: " << pending.size()
+                                        << " deliveries not DELIVERED:" << sample(pending, 10);
+  std::printf("[ info ] everything DELIVERED %.1f s after publishing\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  const std::string m = metrics(in.port);
+  ASSERT_EQ(terminate(second), 0) << "exit code after SIGTERM (-1: still running after 30 s)";
+  expect_committed_to_end(brokers_, in.group, in.topic);
+
+  // The store: each delivery once, DELIVERED, one ACCEPTED and one DELIVERED in its history.
+  verify_store(*redis, x, dispatched);
+  std::vector<std::vector<std::string>> cmds;
+  for (const auto& id : ids) cmds.push_back({"LRANGE", "sd:dlv:{" + id + "}:hist", "0", "-1"});
+  const auto hists = pipelined(*redis, cmds);
+  std::size_t with_retries = 0;
+  std::vector<std::string> bad_history;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    std::map<std::string, int> n;
+    std::string seq;
+    for (const auto& h : hists[i].elements) {
+      const auto j = nlohmann::json::parse(h.str, nullptr, false);
+      const std::string s = j.is_object() ? j.value("status", "?") : "unparsable";
+      n[s]++;
+      seq += s + " ";
+    }
+    if (n["RETRY_SCHEDULED"] > 0) ++with_retries;
+    if (n["ACCEPTED"] != 1 || n["DELIVERED"] != 1) bad_history.push_back(ids[i] + ": " + seq);
+  }
+  EXPECT_TRUE(bad_history.empty()) << bad_history.size() << " histories without exactly one ACCEPTED and one DELIVERED:"
+                                   << sample(bad_history);
+  EXPECT_GT(with_retries, 0u) << "no delivery was ever retried: the faults did not bite";
+  std::printf("[ info ] %zu of %zu deliveries were retried at least once\n", with_retries, ids.size());
+
+  // The providers: each number and openid reached exactly once, nothing accepted twice.
+  const auto st = sim_stats(in);
+  for (const char* p : {"aliyun", "tencent", "wechat"}) {
+    EXPECT_EQ(st[p]["duplicate_count"].get<long long>(), 0)
+        << p << " accepted a message twice: " << st[p]["duplicates"].dump();
+  }
+  const long long sms_accepted = st["aliyun"]["accepted"].get<long long>() + st["tencent"]["accepted"].get<long long>();
+  const long long wechat_accepted = st["wechat"]["accepted"].get<long long>();
+  EXPECT_EQ(sms_accepted + wechat_accepted, x.queued["sms"] + x.queued["wechat"]);
+  EXPECT_EQ(sms_accepted, x.queued["sms"]);
+  EXPECT_EQ(wechat_accepted, x.queued["wechat"]);
+  std::map<std::string, int> reached;  // number (last 11 digits) or openid -> messages accepted
+  for (const char* p : {"aliyun", "tencent", "wechat"}) {
+    for (const auto& msg : sim_messages(in, p)["messages"]) {
+      std::string to = msg.value("to", "");
+      if (std::string(p) != "wechat" && to.size() > 11) to = to.substr(to.size() - 11);
+      reached[to]++;
+    }
+  }
+  std::vector<std::string> not_once;
+  for (const auto& [id, address] : address_of) {
+    const auto it = reached.find(address);
+    const int count = it == reached.end() ? 0 : it->second;
+    if (count != 1) not_once.push_back(id + " -> " + address + ": " + std::to_string(count) + " messages");
+  }
+  EXPECT_TRUE(not_once.empty()) << not_once.size() << " recipients not reached exactly once:" << sample(not_once);
+  EXPECT_EQ(reached.size(), address_of.size()) << "the providers got messages for unknown recipients";
+  std::printf(
+      "[ info ] simulator: %lld SMS (aliyun %lld, tencent %lld) and %lld WeChat accepted; errors injected: aliyun "
+      "%lld, tencent %lld, wechat %lld; WeChat client_msg_id repeats %lld; songda (2nd process): %.0f retries\n",
+      sms_accepted, st["aliyun"]["accepted"].get<long long>(), st["tencent"]["accepted"].get<long long>(),
+      wechat_accepted, st["aliyun"]["errors_injected"].get<long long>(),
+      st["tencent"]["errors_injected"].get<long long>(), st["wechat"]["errors_injected"].get<long long>(),
+      st["wechat"].value("deduplicated", 0LL), e2e::metric_value(m, "songda_dispatch_retries_total").value_or(-1));
 }
 
 }  // namespace

@@ -86,7 +86,9 @@ class ChannelsTest : public ::testing::Test {
   }
 
   void start() {
-    app_ = std::make_unique<App>(config_, AppOptions{});
+    AppOptions opts;
+    opts.ephemeral_evidence_key = true;
+    app_ = std::make_unique<App>(config_, opts);
     app_->start();
     sim_->set_callback_base("http://127.0.0.1:" + std::to_string(app_->http().port()));
   }

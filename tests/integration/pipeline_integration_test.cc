@@ -165,7 +165,9 @@ TEST_F(PipelineTest, ThousandEventsWithDuplicatesInvalidAndConflictsGiveExactlyT
   }
   ASSERT_EQ(second_wave.size(), 125u);
 
-  App app(config_, AppOptions{});
+  AppOptions opts;
+  opts.ephemeral_evidence_key = true;
+  App app(config_, opts);
   app.start();
   KafkaProducer producer(config_.kafka);
   const auto t0 = std::chrono::steady_clock::now();
@@ -238,7 +240,9 @@ TEST_F(PipelineTest, ThousandEventsWithDuplicatesInvalidAndConflictsGiveExactlyT
 TEST_F(PipelineTest, InboxReadApiAndCourtScopedAuthorization) {
   setenv("SONGDA_API_KEYS", "HN-SQ-ZY=key-for-shangqiu-court-0001,HN-ZZ-JS=key-for-jinshui-court-00002", 1);
   setenv("SONGDA_ADMIN_TOKEN", "operator-token-0123456789", 1);
-  App app(config_, AppOptions{});
+  AppOptions opts;
+  opts.ephemeral_evidence_key = true;
+  App app(config_, opts);
   app.start();
   KafkaProducer producer(config_.kafka);
   auto e = make_event(42, 1);

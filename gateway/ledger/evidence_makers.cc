@@ -1,0 +1,501 @@
+#include "gateway/ledger/evidence_makers.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "gateway/core/crypto.h"
+#include "gateway/core/text.h"
+#include "gateway/evidence/merkle.h"
+
+namespace songda::ledger {
+namespace {
+
+using evidence::EvidenceRecord;
+using evidence::EvidenceType;
+using Json = nlohmann::json;
+
+constexpr std::size_t kMaxReasonBytes = 4096;
+
+// Valid UTF-8 in, the same out; otherwise each bad byte becomes U+FFFD.
+std::string repair_utf8(std::string_view s) {
+  if (is_valid_utf8(s)) return std::string(s);
+  std::string out;
+  out.reserve(s.size() + 8);
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (len != 0 && i + len <= s.size() && is_valid_utf8(s.substr(i, len))) {
+      out.append(s.substr(i, len));
+      i += len;
+    } else {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    }
+  }
+  return out;
+}
+
+// Cuts at a code point boundary.
+std::string cap(std::string s, std::size_t max_bytes) {
+  if (s.size() <= max_bytes) return s;
+  std::size_t at = max_bytes;
+  while (at > 0 && (static_cast<unsigned char>(s[at]) & 0xC0) == 0x80) --at;
+  s.resize(at);
+  return s + "…(truncated)";
+}
+
+void replace_all(std::string& s, std::string_view what, std::string_view with) {
+  if (what.empty()) return;
+  for (std::size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + with.size())) {
+    s.replace(at, what.size(), with);
+  }
+}
+
+// A provider's words, verbatim except that the raw address (and its national form) is masked.
+std::string redacted(std::string_view text, const Delivery& d) {
+  std::string out = repair_utf8(text);
+  if (d.address.size() >= 4) {
+    const std::string masked = mask_address(d.channel, d.address);
+    replace_all(out, d.address, masked);
+    if (d.address.starts_with("+86") && d.address.size() > 7) replace_all(out, d.address.substr(3), masked);
+  }
+  return cap(std::move(out), kMaxReasonBytes);
+}
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  const auto e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+bool is_hex64(std::string_view s) {
+  return s.size() == 64 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+bool valid_basis(const std::string& b) { return b == "provided" || b == "confirmed" || b == "obtained" || b == "none"; }
+
+// A record of one delivery.
+EvidenceRecord for_delivery(const Delivery& d, EvidenceType type, std::string_view discriminator,
+                            std::int64_t event_time_ms, std::int64_t now_ms, Json details) {
+  EvidenceRecord r;
+  r.type = type;
+  r.evidence_id = evidence::make_evidence_id(d.id, type, discriminator);
+  r.event_time_ms = event_time_ms;
+  r.recorded_at_ms = now_ms;
+  r.delivery_id = d.id;
+  r.event_id = d.event_id;
+  r.court_id = d.court_id;
+  r.case_number = d.case_number;
+  r.channel = d.channel;
+  r.details = std::move(details);
+  return r;
+}
+
+std::string provider_of(const Delivery& d, const std::string& provider) {
+  return provider.empty() ? d.channel : provider;
+}
+
+Json address_fields(const Delivery& d, const EvidenceContext& ctx) {
+  return {{"address_masked", mask_address(d.channel, d.address)},
+          {"address_hash", evidence::address_hash(ctx.salt, d.address)}};
+}
+
+EvidenceRecord dispatched(const Delivery& d, const SendOutcome& o, std::int64_t now_ms, const EvidenceContext& ctx) {
+  Json details = address_fields(d, ctx);
+  details["provider"] = provider_of(d, o.provider);
+  details["text_sha256"] = sha256_hex(d.text);
+  details["title_sha256"] = sha256_hex(d.title);
+  details["idempotency_key"] = d.id;
+  details["template"] = repair_utf8(d.template_name);
+  if (d.document) details["document_id"] = repair_utf8(d.document->id);
+  return for_delivery(d, EvidenceType::kDispatched, d.id, now_ms, now_ms, std::move(details));
+}
+
+}  // namespace
+
+EvidenceContext evidence_context_from_environment(const std::function<const char*(const char*)>& getenv) {
+  const char* salt = getenv("SONGDA_EVIDENCE_SALT");
+  if (salt == nullptr || std::string_view(salt).size() < 16) {
+    throw StartupError(
+        "SONGDA_EVIDENCE_SALT is unset or shorter than 16 bytes; it keys the salted address hashes in the evidence "
+        "log. Hint: generate one with `openssl rand -hex 32`, keep it secret and never change it");
+  }
+  return EvidenceContext{salt};
+}
+
+std::string event_index_id(std::string_view event_id) { return "evt:" + std::string(event_id); }
+
+std::optional<std::int64_t> parse_rfc3339_ms(std::string_view t) {
+  // YYYY-MM-DDTHH:MM:SS[.fff…](Z|±HH:MM)
+  auto digits = [&](std::size_t at, std::size_t n, int& out) {
+    if (at + n > t.size()) return false;
+    out = 0;
+    for (std::size_t i = at; i < at + n; ++i) {
+      if (t[i] < '0' || t[i] > '9') return false;
+      out = out * 10 + (t[i] - '0');
+    }
+    return true;
+  };
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
+  if (!digits(0, 4, y) || t.size() < 20 || t[4] != '-' || !digits(5, 2, mo) || t[7] != '-' || !digits(8, 2, d) ||
+      (t[10] != 'T' && t[10] != 't' && t[10] != ' ') || !digits(11, 2, h) || t[13] != ':' || !digits(14, 2, mi) ||
+      t[16] != ':' || !digits(17, 2, s)) {
+    return std::nullopt;
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return std::nullopt;
+  std::size_t at = 19;
+  int millis = 0;
+  if (at < t.size() && t[at] == '.') {
+    ++at;
+    int scale = 100;
+    const std::size_t start = at;
+    while (at < t.size() && t[at] >= '0' && t[at] <= '9') {
+      millis += (t[at] - '0') * scale;
+      scale /= 10;
+      ++at;
+    }
+    if (at == start) return std::nullopt;
+  }
+  if (at >= t.size()) return std::nullopt;
+  int offset_min = 0;
+  if (t[at] == 'Z' || t[at] == 'z') {
+    ++at;
+  } else if (t[at] == '+' || t[at] == '-') {
+    int oh = 0, om = 0;
+    if (!digits(at + 1, 2, oh) || at + 3 >= t.size() || t[at + 3] != ':' || !digits(at + 4, 2, om)) {
+      return std::nullopt;
+    }
+    offset_min = (t[at] == '-' ? -1 : 1) * (oh * 60 + om);
+    at += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (at != t.size()) return std::nullopt;
+  using namespace std::chrono;
+  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+  if (!ymd.ok()) return std::nullopt;
+  const auto days = sys_days{ymd}.time_since_epoch().count();
+  const std::int64_t secs = static_cast<std::int64_t>(days) * 86400 + h * 3600 + mi * 60 + s - offset_min * 60;
+  return secs * 1000 + millis;
+}
+
+std::vector<EvidenceRecord> accepted_records(const CaseEvent& e, const Plan& plan, std::int64_t now_ms,
+                                             const EvidenceContext& ctx) {
+  std::vector<EvidenceRecord> out;
+  EvidenceRecord acc;
+  acc.type = EvidenceType::kSubmissionAccepted;
+  acc.evidence_id = evidence::make_evidence_id(e.event_id, acc.type, e.digest);
+  acc.event_time_ms = now_ms;
+  acc.recorded_at_ms = now_ms;
+  acc.event_id = e.event_id;
+  acc.court_id = e.court_id;
+  acc.case_number = e.case_number;
+  Json details = {{"event_type", repair_utf8(e.type)},
+                  {"event_sha256", repair_utf8(e.digest)},
+                  {"occurred_at", repair_utf8(e.occurred_at)},
+                  {"court_name", repair_utf8(e.court_name)},
+                  {"deliveries", plan.deliveries.size()},
+                  {"recipients", e.recipients.size()},
+                  {"unreachable_recipients", plan.unreachable.size()}};
+  if (const auto occurred = parse_rfc3339_ms(e.occurred_at)) details["occurred_at_ms"] = *occurred;
+  if (e.document) {
+    details["document_id"] = repair_utf8(e.document->id);
+    details["document_title"] = repair_utf8(e.document->title);
+    const std::string sha = lower(e.document->sha256);
+    if (is_hex64(sha)) details["document_sha256"] = sha;
+    if (e.document->pages > 0) details["document_pages"] = e.document->pages;
+  }
+  acc.details = std::move(details);
+  out.push_back(std::move(acc));
+
+  for (const Delivery& d : plan.deliveries) {
+    const Recipient* who = nullptr;
+    for (const Recipient& r : e.recipients) {
+      if (r.id == d.recipient_id) who = &r;
+    }
+    Consent c;
+    if (who != nullptr) c = who->consent;
+    if (c.basis.empty()) c.basis = d.consent_basis;
+    if (!valid_basis(c.basis)) c.basis = "none";
+    Json scope = Json::array();
+    for (const auto& s : c.scope) scope.push_back(repair_utf8(s));
+    Json details2 = address_fields(d, ctx);
+    details2["basis"] = c.basis;
+    details2["scope"] = std::move(scope);
+    details2["reference"] = repair_utf8(c.ref);
+    details2["recipient_id"] = repair_utf8(d.recipient_id);
+    details2["recipient_role"] = repair_utf8(d.recipient_role);
+    if (!c.recorded_at.empty()) details2["consent_recorded_at"] = repair_utf8(c.recorded_at);
+    if (!c.scope.empty()) {
+      details2["scope_covers_event"] = std::find(c.scope.begin(), c.scope.end(), e.type) != c.scope.end();
+    }
+    const std::int64_t when = parse_rfc3339_ms(c.recorded_at).value_or(now_ms);
+    out.push_back(
+        for_delivery(d, EvidenceType::kConsentRecorded, c.ref + '\x1f' + c.basis, when, now_ms, std::move(details2)));
+  }
+  return out;
+}
+
+EvidenceRecord rejected_record(const KafkaMessage& m, const Error& error, std::int64_t now_ms) {
+  const std::string coordinates =
+      "kafka:" + m.topic + "/" + std::to_string(m.partition) + "/" + std::to_string(m.offset);
+  EvidenceRecord r;
+  r.type = EvidenceType::kSubmissionRejected;
+  r.evidence_id = evidence::make_evidence_id(coordinates, r.type, error.code);
+  r.event_time_ms = now_ms;
+  r.recorded_at_ms = now_ms;
+  r.event_id = coordinates;
+  r.court_id = "_";
+  r.case_number = "_";
+  const Json j = Json::parse(m.value, nullptr, false);
+  if (j.is_object()) {
+    auto text_at = [&](const Json& obj, const char* key) -> std::string {
+      if (!obj.is_object()) return "";
+      const auto it = obj.find(key);
+      return it != obj.end() && it->is_string() ? repair_utf8(cap(it->get<std::string>(), 512)) : "";
+    };
+    if (auto id = text_at(j, "event_id"); !id.empty()) r.event_id = id;
+    if (auto court = text_at(j.contains("court") ? j["court"] : Json(), "id"); !court.empty()) r.court_id = court;
+    if (auto cs = text_at(j.contains("case") ? j["case"] : Json(), "number"); !cs.empty()) r.case_number = cs;
+  }
+  r.details = {{"reason", cap(repair_utf8(error.message), kMaxReasonBytes)},
+               {"code", repair_utf8(error.code)},
+               {"source_topic", repair_utf8(m.topic)},
+               {"source_partition", m.partition},
+               {"source_offset", m.offset},
+               {"payload_sha256", sha256_hex(m.value)},
+               {"payload_bytes", m.value.size()}};
+  return r;
+}
+
+std::vector<EvidenceRecord> outcome_records(const Delivery& d, const SendOutcome& o, const std::string& status,
+                                            std::int64_t now_ms, const EvidenceContext& ctx) {
+  std::vector<EvidenceRecord> out;
+  if (status != "SENT" && status != "DELIVERED" && status != "FAILED") return out;
+  out.push_back(dispatched(d, o, now_ms, ctx));
+  const std::string provider = provider_of(d, o.provider);
+  if (status == "SENT") {
+    Json details = {{"provider", provider},
+                    {"provider_message_id", repair_utf8(o.provider_message_id)},
+                    {"provider_code", repair_utf8(o.code)}};
+    if (!o.raw.empty()) details["response_sha256"] = sha256_hex(o.raw);
+    out.push_back(for_delivery(d, EvidenceType::kProviderAccepted,
+                               o.provider_message_id.empty() ? d.id : o.provider_message_id, now_ms, now_ms,
+                               std::move(details)));
+  } else if (status == "DELIVERED") {
+    Json details = {{"provider", provider}, {"gateway_received_at", now_ms}};
+    std::string receipt;
+    if (d.channel == kChannelInApp) {
+      receipt = o.raw.empty() ? "songda in-app inbox write " + d.id : o.raw;
+      details["identified_by"] = "in-app inbox write: the message was stored in the recipient's inbox (站内信箱写入)";
+      details["inbox_message_id"] = d.id;
+    } else {
+      receipt = o.raw.empty() ? o.code + " " + o.message : o.raw;
+      details["identified_by"] = d.channel == kChannelEmail
+                                     ? "SMTP: the recipient's mail server accepted the message (final reply to DATA)"
+                                     : "provider reported delivery synchronously";
+      details["provider_message_id"] = repair_utf8(o.provider_message_id);
+      details["provider_code"] = repair_utf8(o.code);
+    }
+    const std::string receipt_sha = sha256_hex(receipt);
+    details["receipt_sha256"] = receipt_sha;
+    out.push_back(for_delivery(d, EvidenceType::kDelivered, receipt_sha, now_ms, now_ms, std::move(details)));
+  } else {
+    const std::string verbatim = trim(o.code + " " + o.message);
+    const std::string raw = o.raw.empty() ? verbatim : o.raw;
+    Json details = {{"reason", redacted(verbatim, d)},
+                    {"reason_sha256", sha256_hex(verbatim)},
+                    {"provider", provider},
+                    {"provider_code", repair_utf8(o.code)},
+                    {"receipt_sha256", sha256_hex(raw)},
+                    {"outcome", o.kind == SendOutcome::Kind::kPermanent ? "refused" : "retries exhausted"}};
+    out.push_back(for_delivery(d, EvidenceType::kDeliveryFailed, sha256_hex(raw), now_ms, now_ms, std::move(details)));
+  }
+  return out;
+}
+
+EvidenceRecord receipt_record(const Delivery& d, const std::string& provider, const ReceiptUpdate& u,
+                              std::int64_t now_ms) {
+  std::string who = provider;
+  if (who.empty()) who = u.key.substr(0, u.key.find(':'));
+  if (who.empty()) who = d.channel;
+  const std::string receipt_sha = sha256_hex(u.raw);
+  Json details = {{"provider", repair_utf8(who)},
+                  {"receipt_sha256", receipt_sha},
+                  {"gateway_received_at", now_ms},
+                  {"identified_by", "provider delivery report (" + repair_utf8(d.channel) + " callback)"}};
+  if (u.provider_time_ms > 0) {
+    details["provider_time"] = u.provider_time_ms;
+    details["provider_time_utc"] = rfc3339_utc(u.provider_time_ms);
+  }
+  const std::int64_t when = u.provider_time_ms > 0 ? u.provider_time_ms : now_ms;
+  if (u.delivered) return for_delivery(d, EvidenceType::kDelivered, receipt_sha, when, now_ms, std::move(details));
+  details["reason"] = redacted(u.reason, d);
+  details["reason_sha256"] = sha256_hex(u.reason);
+  return for_delivery(d, EvidenceType::kDeliveryFailed, receipt_sha, when, now_ms, std::move(details));
+}
+
+EvidenceRecord read_record(const Delivery& d, std::int64_t now_ms) {
+  Json details = {{"identified_by",
+                   "app inbox API: the recipient's authenticated app session opened the message "
+                   "(POST /v1/inbox/{app_user}/messages/{id}/read; 站内信已阅)"},
+                  {"inbox_message_id", d.id}};
+  return for_delivery(d, EvidenceType::kRead, "inbox-read", now_ms, now_ms, std::move(details));
+}
+
+EvidenceRecord fallback_record(const Delivery& held, const TimerOutcome& t, std::int64_t now_ms) {
+  const std::string action = t.released ? "released" : "cancelled";
+  const std::string wanted = held.hold_unless.empty() ? "DELIVERED" : held.hold_unless;
+  Json details = {{"action", action},
+                  {"from_delivery_id", t.from_id},
+                  {"from_status", t.from_status},
+                  {"waited_for", wanted},
+                  {"after_s", held.hold_after_s}};
+  if (t.released) {
+    details["reason"] = t.from_id + " is " + t.from_status + ", not " + wanted + " within " +
+                        std::to_string(held.hold_after_s) + " s: sent on " + held.channel + " (改用" + held.channel +
+                        "送达)";
+    details["to_channel"] = held.channel;
+  } else {
+    details["reason"] = t.from_id + " reached " + t.from_status + " in time: fallback on " + held.channel +
+                        " not needed (无需补充送达)";
+  }
+  return for_delivery(held, EvidenceType::kFallback, action, now_ms, now_ms, std::move(details));
+}
+
+std::vector<EvidenceLeaf> to_leaves(const std::vector<EvidenceRecord>& records) {
+  std::vector<EvidenceLeaf> out;
+  out.reserve(records.size());
+  for (const EvidenceRecord& r : records) {
+    if (auto s = evidence::validate_record(r); !s) {
+      spdlog::error("evidence record dropped (a bug in the maker): {}", s.error().message);
+      continue;
+    }
+    auto bytes = r.canonical();
+    if (!bytes) {
+      spdlog::error("evidence record {} dropped: {}", r.evidence_id, bytes.error().message);
+      continue;
+    }
+    EvidenceLeaf leaf;
+    leaf.delivery_id = r.delivery_id.empty() && r.type == EvidenceType::kSubmissionAccepted ? event_index_id(r.event_id)
+                                                                                            : r.delivery_id;
+    leaf.leaf_hash_hex = to_hex(evidence::leaf_hash(*bytes));
+    leaf.canonical = std::move(*bytes);
+    out.push_back(std::move(leaf));
+  }
+  return out;
+}
+
+std::vector<EvidenceLeaf> accepted_evidence(const CaseEvent& event, const Plan& plan, std::int64_t now_ms,
+                                            const EvidenceContext& ctx) {
+  return to_leaves(accepted_records(event, plan, now_ms, ctx));
+}
+
+std::vector<EvidenceLeaf> rejected_evidence(const KafkaMessage& message, const Error& error, std::int64_t now_ms) {
+  return to_leaves({rejected_record(message, error, now_ms)});
+}
+
+std::vector<EvidenceLeaf> outcome_evidence(const Delivery& d, const SendOutcome& o, const std::string& status,
+                                           std::int64_t now_ms, const EvidenceContext& ctx) {
+  return to_leaves(outcome_records(d, o, status, now_ms, ctx));
+}
+
+std::vector<EvidenceLeaf> receipt_evidence(const Delivery& d, const std::string& provider, const ReceiptUpdate& u,
+                                           std::int64_t now_ms) {
+  return to_leaves({receipt_record(d, provider, u, now_ms)});
+}
+
+std::vector<EvidenceLeaf> read_evidence(const Delivery& d, std::int64_t now_ms) {
+  return to_leaves({read_record(d, now_ms)});
+}
+
+std::vector<EvidenceLeaf> fallback_evidence(const Delivery& held, const TimerOutcome& t, std::int64_t now_ms) {
+  return to_leaves({fallback_record(held, t, now_ms)});
+}
+
+namespace {
+
+// Delivery records never change once written, so a bounded cache is safe; it saves the
+// receipt path a Redis round trip for deliveries this process has just looked at.
+class DeliveryCache {
+ public:
+  explicit DeliveryCache(DeliveryStore& store) : store_(store) {}
+
+  struct Found {
+    Delivery delivery;
+    std::string provider;
+  };
+
+  std::optional<Found> find(const std::string& id) {
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = map_.find(id); it != map_.end()) return it->second;
+    }
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      auto v = store_.get_delivery(id);
+      if (v.ok()) {
+        if (!v.value()) return std::nullopt;
+        Found f{v.value()->delivery, v.value()->provider};
+        if (!f.provider.empty()) {  // complete only once a provider took it
+          std::lock_guard lock(mu_);
+          if (map_.size() >= kMax) map_.clear();
+          map_.emplace(id, f);
+        }
+        return f;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50 << (2 * attempt)));
+    }
+    return std::nullopt;
+  }
+
+ private:
+  static constexpr std::size_t kMax = 50000;
+  DeliveryStore& store_;
+  std::mutex mu_;
+  std::unordered_map<std::string, Found> map_;
+};
+
+}  // namespace
+
+void install_evidence(IngestPipeline& ingest, Dispatcher& dispatcher, ReceiptProcessor& receipts,
+                      FallbackTimers& timers, DeliveryStore& store, const EvidenceContext& ctx) {
+  ingest.set_evidence(
+      [ctx](const CaseEvent& e, const Plan& p, std::int64_t now_ms) { return accepted_evidence(e, p, now_ms, ctx); },
+      [](const KafkaMessage& m, const Error& err, std::int64_t now_ms) { return rejected_evidence(m, err, now_ms); });
+  dispatcher.set_evidence([ctx](const Delivery& d, const SendOutcome& o, const std::string& status,
+                                std::int64_t now_ms) { return outcome_evidence(d, o, status, now_ms, ctx); });
+  auto cache = std::make_shared<DeliveryCache>(store);
+  receipts.set_evidence([cache](const std::string& id, const ReceiptUpdate& u, std::int64_t now_ms) {
+    auto found = cache->find(id);
+    if (!found) {
+      spdlog::error("evidence LOST: receipt for delivery {} ({}) has no readable delivery record", id, u.key);
+      return std::vector<EvidenceLeaf>{};
+    }
+    return receipt_evidence(found->delivery, found->provider, u, now_ms);
+  });
+  timers.set_evidence([cache](const TimerOutcome& t, std::int64_t now_ms) {
+    auto found = cache->find(t.delivery_id);
+    if (!found) {
+      spdlog::error("evidence LOST: fallback {} of {} has no readable delivery record", t.delivery_id, t.from_id);
+      return std::vector<EvidenceLeaf>{};
+    }
+    return fallback_evidence(found->delivery, t, now_ms);
+  });
+}
+
+}  // namespace songda::ledger
