@@ -157,32 +157,7 @@ std::string rfc5322_date(std::int64_t unix_ms) {
   return buf;
 }
 
-std::string html_escape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 16);
-  for (const char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out.push_back(c);
-    }
-  }
-  return out;
-}
+std::string html_escape(std::string_view text) { return songda::html_escape(text); }
 
 std::string html_body(std::string_view title, std::string_view text, std::string_view link) {
   std::string body = html_escape(text);

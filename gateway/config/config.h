@@ -22,8 +22,8 @@ struct KafkaConfig {
   std::string dlq_topic = "court.case-events.dlq";
   std::string checkpoint_topic = "songda.evidence.checkpoints";
   std::string group_id = "songda";
-  int batch_max = 500;        // messages handled per Redis round trip
-  int batch_wait_ms = 20;     // how long a batch may wait to fill
+  int batch_max = 500;     // messages handled per Redis round trip
+  int batch_wait_ms = 20;  // how long a batch may wait to fill
   std::size_t max_event_bytes = 1024 * 1024;
   std::map<std::string, std::string> properties;  // extra librdkafka properties, passed through
 };
@@ -41,9 +41,9 @@ struct HttpConfig {
 };
 
 struct DispatchConfig {
-  int batch = 100;          // deliveries claimed per Redis round trip
-  int lease_ms = 30000;     // a claimed delivery not completed within this is resumed by any instance
-  int poll_ms = 50;         // idle wait between claims
+  int batch = 100;       // deliveries claimed per Redis round trip
+  int lease_ms = 30000;  // a claimed delivery not completed within this is resumed by any instance
+  int poll_ms = 50;      // idle wait between claims
 };
 
 // ---- Channels and providers (issue: channels). Secrets are never here: each provider
@@ -52,14 +52,14 @@ struct DispatchConfig {
 // <prefix>_SECRET_ID and <prefix>_SECRET_KEY).
 
 struct SmsProviderConfig {
-  std::string name;             // unique, e.g. "aliyun-main"
-  std::string kind;             // aliyun | tencent
-  std::string endpoint;         // base URL: https://dysmsapi.aliyuncs.com, https://sms.tencentcloudapi.com, or the simulator
-  int priority = 1;             // lower = preferred; equal priorities share traffic by weight
+  std::string name;      // unique, e.g. "aliyun-main"
+  std::string kind;      // aliyun | tencent
+  std::string endpoint;  // base URL: https://dysmsapi.aliyuncs.com, https://sms.tencentcloudapi.com, or the simulator
+  int priority = 1;      // lower = preferred; equal priorities share traffic by weight
   int weight = 100;
-  std::string sign_name;        // 短信签名, e.g. "商丘中院"
-  std::string region = "cn-hangzhou";   // Aliyun RegionId / Tencent region (ap-guangzhou)
-  std::string sdk_app_id;       // Tencent SmsSdkAppId
+  std::string sign_name;                         // 短信签名, e.g. "商丘中院"
+  std::string region = "cn-hangzhou";            // Aliyun RegionId / Tencent region (ap-guangzhou)
+  std::string sdk_app_id;                        // Tencent SmsSdkAppId
   std::map<std::string, std::string> templates;  // songda template name -> provider template code/id
   // Tencent only: songda template name -> the ordered variable names whose values fill
   // TemplateParamSet ({1}, {2}, ...); a template not listed here is sent with no parameters.
@@ -87,7 +87,7 @@ struct WechatConfig {
   std::string kind = "official_account";  // official_account (template message) | mini_program (subscribe message)
   std::string app_id;
   std::string endpoint = "https://api.weixin.qq.com";
-  std::string credentials_env = "SONGDA_WECHAT";  // _APP_SECRET, _CALLBACK_TOKEN
+  std::string credentials_env = "SONGDA_WECHAT";          // _APP_SECRET, _CALLBACK_TOKEN
   std::map<std::string, WechatTemplateConfig> templates;  // songda template name -> WeChat template
   int concurrency = 4;
   double rate_per_sec = 50;
@@ -97,7 +97,7 @@ struct WechatConfig {
 struct EmailConfig {
   bool enabled = false;
   std::string smtp_url = "smtp://127.0.0.1:587";  // smtp://host:port (STARTTLS per `starttls`) or smtps://host:465
-  std::string starttls = "required";  // required | optional | none (none only for loopback test servers)
+  std::string starttls = "required";              // required | optional | none (none only for loopback test servers)
   std::string from = "noreply@court.example";
   std::string from_name = "人民法院电子送达";
   std::string credentials_env = "SONGDA_SMTP";  // _USER, _PASSWORD (optional)
@@ -109,8 +109,8 @@ struct EmailConfig {
 
 struct SmsConfig {
   std::vector<SmsProviderConfig> providers;  // empty = SMS disabled
-  int circuit_failures = 5;      // consecutive errors that open a provider's circuit
-  int circuit_open_s = 30;       // how long an open circuit sheds traffic before one trial request
+  int circuit_failures = 5;                  // consecutive errors that open a provider's circuit
+  int circuit_open_s = 30;                   // how long an open circuit sheds traffic before one trial request
 };
 
 struct ChannelsConfig {
@@ -122,8 +122,8 @@ struct ChannelsConfig {
 // Non-urgent deliveries due inside quiet hours wait until they end (court's local time).
 struct QuietHoursConfig {
   bool enabled = false;
-  std::string start = "22:00";  // HH:MM, local; the loader writes it with two-digit hours ("7:00" -> "07:00")
-  std::string end = "08:00";    // end < start: the window spans midnight
+  std::string start = "22:00";      // HH:MM, local; the loader writes it with two-digit hours ("7:00" -> "07:00")
+  std::string end = "08:00";        // end < start: the window spans midnight
   int utc_offset_minutes = 8 * 60;  // China Standard Time
   std::vector<std::string> channels = {"sms"};  // which channels keep quiet
 };
@@ -148,11 +148,11 @@ struct TemplateConfig {
 };
 
 struct RouteConfig {
-  std::string event_type;          // one of the event v1 types
-  std::vector<std::string> roles;  // party | lawyer | agent | other; empty = all
+  std::string event_type;             // one of the event v1 types
+  std::vector<std::string> roles;     // party | lawyer | agent | other; empty = all
   std::vector<std::string> channels;  // inapp | sms | wechat | email, in order of preference
   std::string template_name;
-  bool urgent = false;             // urgent routes never wait for quiet hours
+  bool urgent = false;                   // urgent routes never wait for quiet hours
   std::vector<FallbackConfig> fallback;  // e.g. {from: wechat, to: sms, unless: DELIVERED, after: 10m}
   int line = 0;
   int column = 0;
@@ -179,7 +179,7 @@ struct ConfigIssue {
 };
 
 struct ConfigLoad {
-  std::optional<Config> config;    // set only when issues is empty
+  std::optional<Config> config;     // set only when issues is empty
   std::vector<ConfigIssue> issues;  // every problem found, not just the first
 };
 

@@ -17,6 +17,9 @@ std::string mask_phone(std::string_view phone);
 std::string mask_email(std::string_view email);
 std::string mask_address(std::string_view channel, std::string_view address);
 
+// Escapes & < > " ' for HTML text and attribute values.
+std::string html_escape(std::string_view text);
+
 // Milliseconds since the Unix epoch <-> RFC 3339 UTC with milliseconds ("2026-11-28T01:00:00.123Z").
 std::string rfc3339_utc(std::int64_t unix_ms);
 std::int64_t now_unix_ms();

@@ -1,5 +1,7 @@
 #include "gateway/ledger/certificate.h"
 
+#include "gateway/core/text.h"
+
 #include <algorithm>
 #include <ctime>
 #include <string>
@@ -146,32 +148,7 @@ pre { border: 1px solid #000; padding: 2mm; white-space: pre-wrap; font-size: 9p
 
 }  // namespace
 
-std::string html_escape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() + 16);
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+std::string html_escape(std::string_view text) { return songda::html_escape(text); }
 
 std::string beijing_time(std::int64_t unix_ms) {
   std::int64_t ms = unix_ms + 8LL * 3600 * 1000;

@@ -163,7 +163,8 @@ TEST_F(ReceiptTest, WechatJobFinishIsSignedWithTheCallbackToken) {
   // The documented element order.
   EXPECT_EQ(push.body.rfind("<xml><ToUserName><![CDATA[", 0), 0u);
   EXPECT_NE(push.body.find("</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[TEMPLATESENDJOBFINISH]]>"
-                           "</Event><MsgID>" + answer->msgid + "</MsgID><Status><![CDATA[failed:user block]]></Status></xml>"),
+                           "</Event><MsgID>" +
+                           answer->msgid + "</MsgID><Status><![CDATA[failed:user block]]></Status></xml>"),
             std::string::npos);
 }
 
@@ -263,8 +264,9 @@ TEST(ReceiptBodies, AliyunMatchesTheDocumentedExample) {
   item.send_time_ms = 1483200000000;  // 2017-01-01 00:00:00 Beijing time
   item.code = "DELIVERED";
   item.description = "用户接收成功";
-  EXPECT_EQ(aliyun_report_body({item}, 1483200000000),
-            R"([{"phone_number":"1381111****","send_time":"2017-01-01 00:00:00","report_time":"2017-01-01 00:00:00","success":true,"err_code":"DELIVERED","err_msg":"用户接收成功","sms_size":"1","biz_id":"12345********","out_id":"67890**"}])");
+  EXPECT_EQ(
+      aliyun_report_body({item}, 1483200000000),
+      R"([{"phone_number":"1381111****","send_time":"2017-01-01 00:00:00","report_time":"2017-01-01 00:00:00","success":true,"err_code":"DELIVERED","err_msg":"用户接收成功","sms_size":"1","biz_id":"12345********","out_id":"67890**"}])");
 }
 
 TEST(ReceiptBodies, TencentMatchesTheDocumentedExample) {
@@ -275,8 +277,9 @@ TEST(ReceiptBodies, TencentMatchesTheDocumentedExample) {
   item.code = "DELIVRD";
   item.description = "用户短信送达成功";
   // 2015-10-17 08:03:04 Beijing time = 00:03:04 UTC.
-  EXPECT_EQ(tencent_status_body({item}, 1445040184000),
-            R"([{"user_receive_time":"2015-10-17 08:03:04","nationcode":"86","mobile":"13800000000","report_status":"SUCCESS","errmsg":"DELIVRD","description":"用户短信送达成功","sid":"xxxxxx"}])");
+  EXPECT_EQ(
+      tencent_status_body({item}, 1445040184000),
+      R"([{"user_receive_time":"2015-10-17 08:03:04","nationcode":"86","mobile":"13800000000","report_status":"SUCCESS","errmsg":"DELIVRD","description":"用户短信送达成功","sid":"xxxxxx"}])");
 }
 
 TEST(ReceiptBodies, WechatMatchesTheDocumentedExample) {

@@ -189,11 +189,13 @@ class SimClient {
 
   // ---- WeChat ----
   std::string wechat_token(bool stable = true) {
-    const auto res = stable ? client_.Post("/cgi-bin/stable_token",
-                                           wechat::stable_token_request_body("wx0123456789abcdef", options_.wechat_app_secret, false),
-                                           "application/json")
-                            : client_.Get("/cgi-bin/token?" + wechat::token_request_query("wx0123456789abcdef",
-                                                                                          options_.wechat_app_secret));
+    const auto res =
+        stable
+            ? client_.Post("/cgi-bin/stable_token",
+                           wechat::stable_token_request_body("wx0123456789abcdef", options_.wechat_app_secret, false),
+                           "application/json")
+            : client_.Get("/cgi-bin/token?" +
+                          wechat::token_request_query("wx0123456789abcdef", options_.wechat_app_secret));
     if (!res || res->status != 200) return {};
     const auto token = wechat::parse_access_token_response(res->body);
     return token.ok() ? token->access_token : std::string();

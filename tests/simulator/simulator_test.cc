@@ -95,9 +95,8 @@ TEST_F(SimulatorTest, AliyunWrongSignatureIsRefusedAndCounted) {
             std::string::npos);
 
   // A tampered parameter after signing fails the same way.
-  const auto built = sms::aliyun::build_send_sms(client_->aliyun_credentials(),
-                                                 SimClient::aliyun_request({"15300000001"}, "dlv-x"),
-                                                 SimClient::aliyun_context());
+  const auto built = sms::aliyun::build_send_sms(
+      client_->aliyun_credentials(), SimClient::aliyun_request({"15300000001"}, "dlv-x"), SimClient::aliyun_context());
   ASSERT_TRUE(built.ok());
   std::string tampered = built->query;
   tampered.replace(tampered.find("15300000001"), 11, "15300000009");
@@ -120,9 +119,9 @@ TEST_F(SimulatorTest, AliyunWrongSignatureIsRefusedAndCounted) {
 }
 
 TEST_F(SimulatorTest, AliyunReusedNonceIsRefused) {
-  const auto built = sms::aliyun::build_send_sms(client_->aliyun_credentials(),
-                                                 SimClient::aliyun_request({"15300000001"}, "dlv-n"),
-                                                 SimClient::aliyun_context("POST", "nonce-fixed-1"));
+  const auto built =
+      sms::aliyun::build_send_sms(client_->aliyun_credentials(), SimClient::aliyun_request({"15300000001"}, "dlv-n"),
+                                  SimClient::aliyun_context("POST", "nonce-fixed-1"));
   ASSERT_TRUE(built.ok());
   const auto first = client_->aliyun_raw("POST", built->query);
   ASSERT_TRUE(first);
@@ -160,13 +159,12 @@ TEST_F(SimulatorTest, AliyunTakesAThousandNumbersInOnePostAndRefusesMore) {
   EXPECT_EQ(stats("aliyun")["per_key"]["dlv-1000"], 1000);
 
   // 1001 numbers: the protocol library refuses to build it, so sign the parameters by hand.
-  auto params = sms::aliyun::send_sms_params(client_->aliyun_credentials(),
-                                             SimClient::aliyun_request(phones, "dlv-1001"),
-                                             SimClient::aliyun_context());
+  auto params = sms::aliyun::send_sms_params(
+      client_->aliyun_credentials(), SimClient::aliyun_request(phones, "dlv-1001"), SimClient::aliyun_context());
   ASSERT_TRUE(params.ok());
   (*params)["PhoneNumbers"] += ",15399999999";
-  const auto over = client_->aliyun_raw(
-      "POST", sms::aliyun::signed_rpc_query("POST", *params, options_.aliyun_access_key_secret));
+  const auto over =
+      client_->aliyun_raw("POST", sms::aliyun::signed_rpc_query("POST", *params, options_.aliyun_access_key_secret));
   ASSERT_TRUE(over);
   EXPECT_EQ(over->status, 200);
   EXPECT_EQ(sms::aliyun::parse_send_sms_response(over->body)->code, "isv.MOBILE_COUNT_OVER_LIMIT");
@@ -178,8 +176,7 @@ TEST_F(SimulatorTest, AliyunSendBatchSmsKeepsPerNumberSignAndParams) {
   r.template_code = "SMS_1";
   r.out_id = "dlv-batch";
   r.items = {{"15300000001", "签名甲", {{"name", "甲"}}}, {"15300000002", "签名乙", {{"name", "乙"}}}};
-  const auto built =
-      sms::aliyun::build_send_batch_sms(client_->aliyun_credentials(), r, SimClient::aliyun_context());
+  const auto built = sms::aliyun::build_send_batch_sms(client_->aliyun_credentials(), r, SimClient::aliyun_context());
   ASSERT_TRUE(built.ok());
   const auto res = client_->aliyun_raw("POST", built->query);
   ASSERT_TRUE(res);
@@ -250,7 +247,8 @@ TEST_F(SimulatorTest, TencentWrongSignatureIsRefusedAndCounted) {
   EXPECT_EQ(sms::tencent::parse_send_sms_response(tampered->body)->error->code, "AuthFailure.SignatureFailure");
 
   // An unknown SecretId.
-  const auto unknown = client_->tencent_raw(client_->tencent_build(request, {"AKIDother", options_.tencent_secret_key}));
+  const auto unknown =
+      client_->tencent_raw(client_->tencent_build(request, {"AKIDother", options_.tencent_secret_key}));
   ASSERT_TRUE(unknown);
   EXPECT_EQ(sms::tencent::parse_send_sms_response(unknown->body)->error->code, "AuthFailure.SecretIdNotFound");
 
@@ -269,9 +267,10 @@ TEST_F(SimulatorTest, TencentSameSessionContextTwiceIsADuplicate) {
 }
 
 TEST_F(SimulatorTest, TencentPerNumberAndRecipientErrors) {
-  configure({{"provider", "tencent"}, {"recipient_errors", {{"+8613800000002", "FailedOperation.PhoneNumberInBlacklist"}}}});
-  const auto res = client_->tencent_send(
-      SimClient::tencent_request({"+8613800000001", "+8613800000002", "+86abc"}, "dlv-t4"));
+  configure(
+      {{"provider", "tencent"}, {"recipient_errors", {{"+8613800000002", "FailedOperation.PhoneNumberInBlacklist"}}}});
+  const auto res =
+      client_->tencent_send(SimClient::tencent_request({"+8613800000001", "+8613800000002", "+86abc"}, "dlv-t4"));
   ASSERT_TRUE(res);
   const auto answer = sms::tencent::parse_send_sms_response(res->body);
   ASSERT_TRUE(answer.ok()) << res->body;
@@ -282,7 +281,9 @@ TEST_F(SimulatorTest, TencentPerNumberAndRecipientErrors) {
   EXPECT_EQ(answer->statuses[2].code, "InvalidParameterValue.IncorrectPhoneNumber");
   EXPECT_EQ(stats("tencent")["accepted"], 1);
 
-  configure({{"provider", "tencent"}, {"per_number", true}, {"fixed_error_code", "LimitExceeded.PhoneNumberDailyLimit"},
+  configure({{"provider", "tencent"},
+             {"per_number", true},
+             {"fixed_error_code", "LimitExceeded.PhoneNumberDailyLimit"},
              {"recipient_errors", json::object()}});
   const auto limited = client_->tencent_send(SimClient::tencent_request({"+8613800000001"}, "dlv-t5"));
   const auto a2 = sms::tencent::parse_send_sms_response(limited->body);
@@ -350,7 +351,8 @@ TEST_F(SimulatorTest, WechatPlainTokenFetchRotatesAndTheOldOneDiesAfterTheOverla
       client_->wechat_send(first, SimClient::template_message("oUser0001", "dlv-w2"))->body);
   EXPECT_EQ(old->errcode, 40001);
   EXPECT_TRUE(wechat::classify_errcode(old->errcode).refresh_token);
-  EXPECT_EQ(wechat::parse_send_response(client_->wechat_send(second, SimClient::template_message("oUser0001", "dlv-w2"))->body)
+  EXPECT_EQ(wechat::parse_send_response(
+                client_->wechat_send(second, SimClient::template_message("oUser0001", "dlv-w2"))->body)
                 ->errcode,
             0);
 }
@@ -375,12 +377,14 @@ TEST_F(SimulatorTest, WechatExpiredTokenGets40001ThenANewTokenWorks) {
 
   // 42001 through the HTTP control API; a token never issued is 40001; none is 41001.
   ASSERT_EQ(client_->http().Post("/_sim/wechat/expire-token", R"({"errcode":42001})", "application/json")->status, 200);
-  EXPECT_EQ(wechat::parse_send_response(client_->wechat_send(fresh, SimClient::template_message("oUser0001", "x"))->body)
-                ->errcode,
-            42001);
-  EXPECT_EQ(wechat::parse_send_response(client_->wechat_send("made-up", SimClient::template_message("oUser0001", "x"))->body)
-                ->errcode,
-            40001);
+  EXPECT_EQ(
+      wechat::parse_send_response(client_->wechat_send(fresh, SimClient::template_message("oUser0001", "x"))->body)
+          ->errcode,
+      42001);
+  EXPECT_EQ(
+      wechat::parse_send_response(client_->wechat_send("made-up", SimClient::template_message("oUser0001", "x"))->body)
+          ->errcode,
+      40001);
   EXPECT_EQ(wechat::parse_send_response(client_->wechat_send("", SimClient::template_message("oUser0001", "x"))->body)
                 ->errcode,
             41001);
@@ -390,24 +394,25 @@ TEST_F(SimulatorTest, WechatTokenExpiresByTime) {
   configure({{"provider", "wechat"}, {"token_expires_in_s", 1}});
   const std::string token = client_->wechat_token();
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-  EXPECT_EQ(wechat::parse_send_response(client_->wechat_send(token, SimClient::template_message("oUser0001", "x"))->body)
-                ->errcode,
-            42001);
+  EXPECT_EQ(
+      wechat::parse_send_response(client_->wechat_send(token, SimClient::template_message("oUser0001", "x"))->body)
+          ->errcode,
+      42001);
 }
 
 TEST_F(SimulatorTest, WechatClientMsgIdDeduplicates) {
   const std::string token = client_->wechat_token();
-  const auto first =
-      wechat::parse_send_response(client_->wechat_send(token, SimClient::template_message("oUser0001", "dlv-w4"))->body);
-  const auto again =
-      wechat::parse_send_response(client_->wechat_send(token, SimClient::template_message("oUser0001", "dlv-w4"))->body);
+  const auto first = wechat::parse_send_response(
+      client_->wechat_send(token, SimClient::template_message("oUser0001", "dlv-w4"))->body);
+  const auto again = wechat::parse_send_response(
+      client_->wechat_send(token, SimClient::template_message("oUser0001", "dlv-w4"))->body);
   ASSERT_TRUE(first.ok());
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->errcode, 0);
   EXPECT_EQ(first->msgid, again->msgid);
   // Another user with the same client_msg_id is another message.
-  const auto other =
-      wechat::parse_send_response(client_->wechat_send(token, SimClient::template_message("oUser0002", "dlv-w4"))->body);
+  const auto other = wechat::parse_send_response(
+      client_->wechat_send(token, SimClient::template_message("oUser0002", "dlv-w4"))->body);
   EXPECT_NE(other->msgid, first->msgid);
 
   const json s = stats("wechat");
@@ -420,8 +425,10 @@ TEST_F(SimulatorTest, WechatClientMsgIdDeduplicates) {
 
 TEST_F(SimulatorTest, WechatRefusesAFieldOverTwentyCharacters) {
   const std::string token = client_->wechat_token();
-  const std::string body = R"({"touser":"oUser0001","template_id":"t","data":{"thing1":{"value":"一二三四五六七八九十一二三四五六七八九十一"}}})";
-  const auto res = client_->http().Post("/cgi-bin/message/template/send?access_token=" + token, body, "application/json");
+  const std::string body =
+      R"({"touser":"oUser0001","template_id":"t","data":{"thing1":{"value":"一二三四五六七八九十一二三四五六七八九十一"}}})";
+  const auto res =
+      client_->http().Post("/cgi-bin/message/template/send?access_token=" + token, body, "application/json");
   EXPECT_EQ(wechat::parse_send_response(res->body)->errcode, 47003);
   EXPECT_EQ(stats("wechat")["rejected"], 1);
 }
@@ -469,8 +476,9 @@ TEST_F(SimulatorTest, FixedErrorCodeAnswersInTheProviderShape) {
 
   const std::string token = client_->wechat_token();
   configure({{"provider", "wechat"}, {"error_rate", 1.0}});
-  EXPECT_EQ(wechat::parse_send_response(client_->wechat_send(token, SimClient::template_message("o1", "k"))->body)->errcode,
-            -1);
+  EXPECT_EQ(
+      wechat::parse_send_response(client_->wechat_send(token, SimClient::template_message("o1", "k"))->body)->errcode,
+      -1);
 }
 
 TEST_F(SimulatorTest, InjectedHttp5xx) {
@@ -547,9 +555,8 @@ TEST_F(SimulatorTest, TimeoutHoldsTheAnswerButTheSendIsAccepted) {
   configure({{"provider", "aliyun"}, {"timeout_rate", 1.0}, {"timeout_ms", 1500}});
   httplib::Client impatient("127.0.0.1", sim_->port());
   impatient.set_read_timeout(std::chrono::milliseconds(300));
-  const auto built = sms::aliyun::build_send_sms(client_->aliyun_credentials(),
-                                                 SimClient::aliyun_request({"15300000001"}, "dlv-to"),
-                                                 SimClient::aliyun_context());
+  const auto built = sms::aliyun::build_send_sms(
+      client_->aliyun_credentials(), SimClient::aliyun_request({"15300000001"}, "dlv-to"), SimClient::aliyun_context());
   const auto res = impatient.Post("/", built->query, "application/x-www-form-urlencoded");
   EXPECT_FALSE(res);
   EXPECT_EQ(res.error(), httplib::Error::Read);
@@ -588,9 +595,9 @@ TEST_F(SimulatorTest, ControlApiOverHttp) {
             400);
   EXPECT_EQ(http.Post("/_sim/config", "not json", "application/json")->status, 400);
 
-  const auto ok = http.Post("/_sim/config",
-                            R"({"provider":"aliyun","latency_ms":5,"receipt":{"outcome":"failure","err_code":"MK:0001"}})",
-                            "application/json");
+  const auto ok = http.Post(
+      "/_sim/config", R"({"provider":"aliyun","latency_ms":5,"receipt":{"outcome":"failure","err_code":"MK:0001"}})",
+      "application/json");
   ASSERT_TRUE(ok);
   ASSERT_EQ(ok->status, 200) << ok->body;
   const json config = json::parse(ok->body);
@@ -633,9 +640,10 @@ TEST_F(SimulatorTest, ResetClearsStatsMessagesTokensAndBehaviour) {
   EXPECT_TRUE(sim_->messages(std::nullopt).empty());
   EXPECT_EQ(sim_->behaviour(Provider::kAliyun).fixed_error_code, "");
   // Tokens are forgotten; a send with the old one must refetch.
-  EXPECT_EQ(wechat::parse_send_response(client_->wechat_send(token, SimClient::template_message("oUser0001", "dlv-z"))->body)
-                ->errcode,
-            40001);
+  EXPECT_EQ(
+      wechat::parse_send_response(client_->wechat_send(token, SimClient::template_message("oUser0001", "dlv-z"))->body)
+          ->errcode,
+      40001);
   EXPECT_EQ(client_->aliyun_send(SimClient::aliyun_request({"15300000001"}, "dlv-z"))->status, 200);
   EXPECT_EQ(sim_->stats()["aliyun"]["per_key"]["dlv-z"], 1);  // not a duplicate of the pre-reset send
 }
