@@ -10,6 +10,7 @@
 // become outcomes. Implementations are thread-safe unless their header says so.
 #pragma once
 
+#include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
@@ -35,12 +36,32 @@ struct SendOutcome {
   int segments = 0;                 // SMS billed segments (0 elsewhere)
 };
 
+// What a provider already has of a delivery whose last attempt's outcome was never recorded (the process died
+// between sending and recording the answer).
+struct PriorSend {
+  enum class Kind {
+    kNotSent,  // the provider does not have it: sending is safe
+    kSent,     // it has it: `outcome` says what became of it (accepted, delivered or failed)
+    kUnknown,  // cannot tell now (the provider did not answer, or its report is not in yet): ask again later
+  };
+  Kind kind = Kind::kNotSent;
+  SendOutcome outcome;
+};
+
 class Channel {
  public:
   virtual ~Channel() = default;
   [[nodiscard]] virtual std::string_view name() const = 0;  // "inapp", "sms", "wechat", "email"
   // One outcome per delivery, in the same order. Batching is the channel's business.
   virtual std::vector<SendOutcome> send(std::span<const Delivery> batch) = 0;
+  // Asks the providers about deliveries whose earlier attempt, started at since_ms, has no recorded outcome.
+  // One answer per delivery, in order. The default, kNotSent, is right where the provider itself drops a
+  // repeated idempotency key (WeChat client_msg_id, the in-app inbox) or cannot be asked (SMTP): sending
+  // again is then the lookup. Channels whose providers would deliver twice (SMS) override it.
+  virtual std::vector<PriorSend> find_prior_sends(std::span<const Delivery> batch, std::int64_t since_ms) {
+    (void)since_ms;
+    return std::vector<PriorSend>(batch.size());
+  }
 };
 
 }  // namespace songda

@@ -15,7 +15,8 @@
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: songda-provider-sim [--listen HOST:PORT] [--callback-base URL] [--threads N] [--seed N]
+constexpr const char* kUsage =
+    R"(usage: songda-provider-sim [--listen HOST:PORT] [--callback-base URL] [--threads N] [--seed N]
 
 Plays Aliyun SMS (POST/GET /), Tencent SMS (POST / with TC3 headers) and WeChat
 (/cgi-bin/...) on one loopback port, and pushes receipts to

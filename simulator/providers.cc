@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <limits>
 
 #include <httplib.h>
 
@@ -122,7 +123,8 @@ void Simulator::Impl::add_provider_routes() {
     handle_sms_post(req, res, reader);
   });
   s.Get("/", [this](const httplib::Request& req, httplib::Response& res) { handle_aliyun(req, std::string(), res); });
-  s.Get("/cgi-bin/token", [this](const httplib::Request& req, httplib::Response& res) { handle_wechat_token(req, res); });
+  s.Get("/cgi-bin/token",
+        [this](const httplib::Request& req, httplib::Response& res) { handle_wechat_token(req, res); });
   s.Post("/cgi-bin/stable_token",
          [this](const httplib::Request& req, httplib::Response& res) { handle_wechat_stable_token(req, res); });
   s.Post("/cgi-bin/message/template/send",
@@ -212,8 +214,9 @@ void Simulator::Impl::handle_aliyun(const httplib::Request& req, const std::stri
 
   // ---- authentication (RPC signature v1) ----
   if (!signature || signature->empty()) {
-    return auth_failure(400, "IncompleteSignature", "The request signature does not conform to Aliyun standards: "
-                                                    "Signature is missing.");
+    return auth_failure(400, "IncompleteSignature",
+                        "The request signature does not conform to Aliyun standards: "
+                        "Signature is missing.");
   }
   if (param("AccessKeyId").empty()) return auth_failure(400, "MissingAccessKeyId", "AccessKeyId is mandatory.");
   if (!constant_time_equal(param("AccessKeyId"), options_.aliyun_access_key_id)) {
@@ -227,9 +230,9 @@ void Simulator::Impl::handle_aliyun(const httplib::Request& req, const std::stri
   const std::string string_to_sign = aliyun::rpc_string_to_sign(req.method, params);
   const std::string expected = aliyun::rpc_signature(options_.aliyun_access_key_secret, string_to_sign);
   if (!constant_time_equal(expected, *signature)) {
-    return auth_failure(400, "SignatureDoesNotMatch",
-                        "Specified signature does not match our calculation. server string to sign is:" +
-                            string_to_sign);
+    return auth_failure(
+        400, "SignatureDoesNotMatch",
+        "Specified signature does not match our calculation. server string to sign is:" + string_to_sign);
   }
   if (!is_rpc_timestamp(param("Timestamp"))) {
     return reject(400, "InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted.");
@@ -251,6 +254,44 @@ void Simulator::Impl::handle_aliyun(const httplib::Request& req, const std::stri
 
   // ---- the action ----
   const std::string action = param("Action");
+  if (action == "QuerySendDetails") {
+    // The provider's records of one number on one day (Beijing date), newest last, one page.
+    const std::string phone = param("PhoneNumber");
+    const std::string date = param("SendDate");
+    if (phone.empty()) return reject(400, "MissingPhoneNumber", "PhoneNumber is mandatory for this action.");
+    if (date.size() != 8) return reject(400, "MissingSendDate", "SendDate is mandatory for this action.");
+    const long page_size = std::strtol(param("PageSize").c_str(), nullptr, 10);
+    const long page = params.count("CurrentPage") != 0 ? std::strtol(param("CurrentPage").c_str(), nullptr, 10) : 1;
+    if (page_size < 1 || page_size > 50 || page < 1) {
+      return reject(400, "InvalidParameter", "PageSize must be 1..50 and CurrentPage at least 1.");
+    }
+    const std::int64_t now = now_unix_ms();
+    json dtos = json::array();
+    long long total = 0;
+    for (const auto& rec : sent_records(Provider::kAliyun, phone)) {
+      std::string day = beijing_time(rec.send_ms).substr(0, 10);
+      day.erase(std::remove(day.begin(), day.end(), '-'), day.end());
+      if (day != date) continue;
+      ++total;
+      if (total <= (page - 1) * page_size || total > page * page_size) continue;
+      const bool reported = rec.report_ms > 0 && rec.report_ms <= now;
+      dtos.push_back({{"PhoneNum", phone},
+                      {"SendStatus", !reported ? 1 : (rec.success ? 3 : 2)},
+                      {"ErrCode", reported ? rec.code : std::string()},
+                      {"TemplateCode", rec.template_code},
+                      {"Content", ""},
+                      {"SendDate", beijing_time(rec.send_ms)},
+                      {"ReceiveDate", reported ? beijing_time(rec.report_ms) : std::string()},
+                      {"OutId", rec.correlation}});
+    }
+    send_json(res, 200,
+              {{"Code", "OK"},
+               {"Message", "OK"},
+               {"RequestId", request_id},
+               {"TotalCount", total},
+               {"SmsSendDetailDTOs", {{"SmsSendDetailDTO", dtos}}}});
+    return;
+  }
   if (action != "SendSms" && action != "SendBatchSms") {
     return reject(404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method.");
   }
@@ -351,6 +392,7 @@ void Simulator::Impl::handle_aliyun(const httplib::Request& req, const std::stri
     item.to = r.phone;
     item.id = biz_id;
     item.out_id = out_id;
+    item.template_code = template_code;
     item.send_time_ms = now_ms;
     receipts.push_back(std::move(item));
   }
@@ -371,8 +413,7 @@ void Simulator::Impl::handle_tencent(const httplib::Request& req, const std::str
   const std::string request_id = uuid4();
   // Cloud API 3.0 answers every error with HTTP 200 and Response.Error.
   const auto api_error = [&](const std::string& code, const std::string& message) {
-    send_json(res, 200,
-              {{"Response", {{"Error", {{"Code", code}, {"Message", message}}}, {"RequestId", request_id}}}});
+    send_json(res, 200, {{"Response", {{"Error", {{"Code", code}, {"Message", message}}}, {"RequestId", request_id}}}});
   };
   const auto auth_failure = [&](const std::string& code, const std::string& message) {
     count(Provider::kTencent, &Counters::signature_failures);
@@ -403,7 +444,8 @@ void Simulator::Impl::handle_tencent(const httplib::Request& req, const std::str
                         "<SecretId>/<date>/<service>/tc3_request, with a Signature.");
   }
   if (!constant_time_equal(scope[0], options_.tencent_secret_id)) {
-    return auth_failure("AuthFailure.SecretIdNotFound", "The SecretId is not found, please ensure that your SecretId is correct.");
+    return auth_failure("AuthFailure.SecretIdNotFound",
+                        "The SecretId is not found, please ensure that your SecretId is correct.");
   }
   if (auth["SignedHeaders"] != "content-type;host") {
     return auth_failure("AuthFailure.SignatureFailure",
@@ -413,13 +455,13 @@ void Simulator::Impl::handle_tencent(const httplib::Request& req, const std::str
   if (!all_digits(timestamp) || timestamp.size() > 12) {
     return auth_failure("AuthFailure.SignatureFailure", "X-TC-Timestamp must be Unix seconds.");
   }
-  const tencent::Tc3Signature expected = tencent::tc3_sign(tencent::Tc3Input{
-      options_.tencent_secret_id, options_.tencent_secret_key, scope[2], req.get_header_value("Host"),
-      req.get_header_value("Content-Type"), std::strtoll(timestamp.c_str(), nullptr, 10), body});
+  const tencent::Tc3Signature expected = tencent::tc3_sign(
+      tencent::Tc3Input{options_.tencent_secret_id, options_.tencent_secret_key, scope[2], req.get_header_value("Host"),
+                        req.get_header_value("Content-Type"), std::strtoll(timestamp.c_str(), nullptr, 10), body});
   if (expected.date != scope[1]) {
-    return auth_failure("AuthFailure.SignatureFailure",
-                        "The credential date " + scope[1] + " is not the UTC date of X-TC-Timestamp (" +
-                            expected.date + ").");
+    return auth_failure(
+        "AuthFailure.SignatureFailure",
+        "The credential date " + scope[1] + " is not the UTC date of X-TC-Timestamp (" + expected.date + ").");
   }
   if (!constant_time_equal(expected.signature, auth["Signature"])) {
     return auth_failure("AuthFailure.SignatureFailure",
@@ -429,6 +471,35 @@ void Simulator::Impl::handle_tencent(const httplib::Request& req, const std::str
   }
 
   // ---- the action ----
+  if (req.get_header_value("X-TC-Action") == "PullSmsSendStatusByPhoneNumber") {
+    // Reported statuses only: a message whose report is not in yet is not listed.
+    const json q = json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (!q.is_object() || !q.contains("PhoneNumber") || !q["PhoneNumber"].is_string() || !q.contains("BeginTime") ||
+        !q["BeginTime"].is_number_integer()) {
+      return reject("MissingParameter", "The request is missing a required parameter `PhoneNumber` or `BeginTime`.");
+    }
+    const std::string phone = q["PhoneNumber"].get<std::string>();
+    const std::int64_t begin_s = q["BeginTime"].get<std::int64_t>();
+    const std::int64_t end_s = q.contains("EndTime") && q["EndTime"].is_number_integer()
+                                   ? q["EndTime"].get<std::int64_t>()
+                                   : std::numeric_limits<std::int64_t>::max();
+    const std::int64_t now = now_unix_ms();
+    json set = json::array();
+    for (const auto& rec : sent_records(Provider::kTencent, phone)) {
+      if (rec.report_ms == 0 || rec.report_ms > now) continue;
+      if (rec.send_ms / 1000 < begin_s || rec.send_ms / 1000 > end_s) continue;
+      set.push_back({{"UserReceiveTime", rec.report_ms / 1000},
+                     {"CountryCode", "86"},
+                     {"SubscriberNumber", phone.rfind("+86", 0) == 0 ? phone.substr(3) : phone},
+                     {"PhoneNumber", phone},
+                     {"SerialNo", rec.id},
+                     {"ReportStatus", rec.success ? "SUCCESS" : "FAIL"},
+                     {"Description", rec.code},
+                     {"SessionContext", rec.correlation}});
+    }
+    send_json(res, 200, {{"Response", {{"PullSmsSendStatusSet", std::move(set)}, {"RequestId", request_id}}}});
+    return;
+  }
   if (req.get_header_value("X-TC-Action") != "SendSms") {
     return reject("InvalidAction", "The action `" + req.get_header_value("X-TC-Action") + "` is not supported.");
   }
@@ -456,7 +527,8 @@ void Simulator::Impl::handle_tencent(const httplib::Request& req, const std::str
   const std::string session = string_field("SessionContext");
   const std::string sign_name = string_field("SignName");
   if (app_id.empty()) return reject("MissingParameter", "The request is missing a required parameter `SmsSdkAppId`.");
-  if (template_id.empty()) return reject("MissingParameter", "The request is missing a required parameter `TemplateId`.");
+  if (template_id.empty())
+    return reject("MissingParameter", "The request is missing a required parameter `TemplateId`.");
   if (session.size() > tencent::kMaxSessionContextBytes) {
     return reject("InvalidParameter", "SessionContext must be shorter than 512 bytes.");
   }
@@ -532,6 +604,8 @@ void Simulator::Impl::handle_tencent(const httplib::Request& req, const std::str
     item.provider = Provider::kTencent;
     item.to = phone;
     item.id = serial;
+    item.out_id = session;
+    item.template_code = template_id;
     item.send_time_ms = now_ms;
     receipts.push_back(std::move(item));
     statuses.push_back({{"SerialNo", serial},
@@ -582,7 +656,8 @@ void Simulator::Impl::handle_wechat_token(const httplib::Request& req, httplib::
   const auto b = begin(Provider::kWeChat, req, res, false);
   if (!b) return;
   count(Provider::kWeChat, &Counters::token_fetches);
-  if (req.get_param_value("grant_type") != "client_credential") return send_wechat_error(res, 40002, "invalid grant_type");
+  if (req.get_param_value("grant_type") != "client_credential")
+    return send_wechat_error(res, 40002, "invalid grant_type");
   if (req.get_param_value("appid").empty()) return send_wechat_error(res, 41002, "appid missing");
   if (!constant_time_equal(req.get_param_value("secret"), options_.wechat_app_secret)) {
     return send_wechat_error(res, 40125, "invalid appsecret");

@@ -6,8 +6,8 @@
 #include <memory>
 
 #include <httplib.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "channels/sms/aliyun_protocol.h"
 #include "channels/wechat/wechat_protocol.h"
@@ -196,7 +196,8 @@ void ReceiptPusher::worker() {
       continue;
     }
     // Everything of that provider that is due, in one push (WeChat: one message per push).
-    const std::size_t max = best == index_of(Provider::kWeChat) ? 1 : static_cast<std::size_t>(std::max(1, options_.batch_max));
+    const std::size_t max =
+        best == index_of(Provider::kWeChat) ? 1 : static_cast<std::size_t>(std::max(1, options_.batch_max));
     const auto now = Clock::now();
     std::vector<ReceiptItem> batch;
     auto& heap = heaps_[best];
@@ -250,19 +251,21 @@ bool ReceiptPusher::post(const std::vector<ReceiptItem>& batch, const std::strin
   std::string content_type = "application/json";
   switch (batch.front().provider) {
     case Provider::kAliyun:
-      path = url->path_prefix + "/callbacks/aliyun/sms-report?key=" + sms::aliyun::percent_encode(options_.callback_key);
+      path =
+          url->path_prefix + "/callbacks/aliyun/sms-report?key=" + sms::aliyun::percent_encode(options_.callback_key);
       body = aliyun_report_body(batch, now_ms);
       break;
     case Provider::kTencent:
-      path = url->path_prefix + "/callbacks/tencent/sms-status?key=" + sms::aliyun::percent_encode(options_.callback_key);
+      path =
+          url->path_prefix + "/callbacks/tencent/sms-status?key=" + sms::aliyun::percent_encode(options_.callback_key);
       body = tencent_status_body(batch, now_ms);
       break;
     case Provider::kWeChat: {
       const std::string timestamp = std::to_string(now_ms / 1000);
       const std::string nonce = random_digits(10);
       const std::string signature = wechat::callback_signature(options_.wechat_token, timestamp, nonce);
-      path = url->path_prefix + "/callbacks/wechat?signature=" + signature + "&timestamp=" + timestamp +
-             "&nonce=" + nonce;
+      path =
+          url->path_prefix + "/callbacks/wechat?signature=" + signature + "&timestamp=" + timestamp + "&nonce=" + nonce;
       body = wechat_job_finish_xml(batch.front(), options_.wechat_account, now_ms / 1000);
       content_type = "text/xml";
       break;

@@ -31,17 +31,18 @@ inline std::size_t index_of(Provider p) { return static_cast<std::size_t>(p); }
 // One receipt to push (one number of an SMS send, or one WeChat template message).
 struct ReceiptItem {
   Provider provider = Provider::kAliyun;
-  std::string to;      // Aliyun phone_number as sent; Tencent E.164 number; WeChat openid
-  std::string id;      // Aliyun biz_id; Tencent sid (= SerialNo); WeChat MsgID
-  std::string out_id;  // Aliyun out_id (our delivery id); empty for the others
+  std::string to;                 // Aliyun phone_number as sent; Tencent E.164 number; WeChat openid
+  std::string id;                 // Aliyun biz_id; Tencent sid (= SerialNo); WeChat MsgID
+  std::string out_id;             // Aliyun out_id / Tencent SessionContext (our delivery id); empty for WeChat
+  std::string template_code;      // kept in the provider's records, not pushed
   std::int64_t send_time_ms = 0;  // when the send was accepted
   bool success = true;
   std::string code;         // Aliyun err_code / Tencent errmsg / WeChat Status
   std::string description;  // Aliyun err_msg / Tencent description
   int sms_size = 1;
   // Retry state.
-  int attempt = 0;                    // retries done so far
-  std::vector<int> retry_delays_ms;   // copied from the provider's behaviour when scheduled
+  int attempt = 0;                   // retries done so far
+  std::vector<int> retry_delays_ms;  // copied from the provider's behaviour when scheduled
 };
 
 // [{"phone_number","send_time","report_time","success","err_code","err_msg","sms_size","biz_id","out_id"}, ...]

@@ -428,7 +428,9 @@ Injection Simulator::Impl::draw(const ProviderBehaviour& b, Provider p) {
     in.http_status = b.http_status;
     in.code = b.error_code;
     if (in.code.empty()) {
-      in.code = p == Provider::kAliyun ? "isp.SYSTEM_ERROR" : p == Provider::kTencent ? "InternalError.SendAndRecvFail" : "-1";
+      in.code = p == Provider::kAliyun    ? "isp.SYSTEM_ERROR"
+                : p == Provider::kTencent ? "InternalError.SendAndRecvFail"
+                                          : "-1";
     }
   }
   return in;
@@ -463,8 +465,14 @@ void Simulator::Impl::record_accepted(Provider p, const std::string& key, const 
   }
 }
 
+std::vector<SentRecord> Simulator::Impl::sent_records(Provider p, const std::string& to) const {
+  const auto& s = state_[index_of(p)];
+  std::lock_guard lk(s.mu);
+  const auto it = s.sent_to.find(to);
+  return it == s.sent_to.end() ? std::vector<SentRecord>{} : it->second;
+}
+
 void Simulator::Impl::schedule_receipts(std::vector<ReceiptItem> items, const ReceiptBehaviour& rb) {
-  if (rb.outcome == "none" || items.empty()) return;
   const bool success = rb.outcome == "success";
   for (auto& item : items) {
     item.success = success;
@@ -488,7 +496,15 @@ void Simulator::Impl::schedule_receipts(std::vector<ReceiptItem> items, const Re
         break;
     }
     item.retry_delays_ms = rb.retry_delays_ms;
+    if (item.provider != Provider::kWeChat) {
+      auto& st = state_[index_of(item.provider)];
+      std::lock_guard lk(st.mu);
+      st.sent_to[item.to].push_back(SentRecord{item.id, item.out_id, item.template_code, item.send_time_ms,
+                                               rb.outcome == "none" ? 0 : item.send_time_ms + rb.delay_ms, item.success,
+                                               item.code});
+    }
   }
+  if (rb.outcome == "none" || items.empty()) return;
   if (rb.duplicate) receipts_.schedule(items, rb.delay_ms + 100);
   receipts_.schedule(std::move(items), rb.delay_ms);
 }
@@ -561,6 +577,7 @@ void Simulator::Impl::reset() {
     s.duplicates.clear();
     s.messages.clear();
     s.messages_not_kept = 0;
+    s.sent_to.clear();
   }
   {
     std::lock_guard lk(nonce_mu_);
@@ -646,8 +663,11 @@ void Simulator::Impl::expire_wechat_tokens(int errcode) {
 
 void Simulator::Impl::add_control_routes() {
   auto& s = *server_;
-  s.Get("/_sim/healthz", [](const httplib::Request&, httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); });
-  s.Get("/_sim/config", [this](const httplib::Request&, httplib::Response& res) { send_json(res, 200, config_json()); });
+  s.Get("/_sim/healthz", [](const httplib::Request&, httplib::Response& res) {
+    send_json(res, 200, {{"status", "ok"}});
+  });
+  s.Get("/_sim/config",
+        [this](const httplib::Request&, httplib::Response& res) { send_json(res, 200, config_json()); });
   s.Post("/_sim/config", [this](const httplib::Request& req, httplib::Response& res) {
     const json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
     if (body.is_discarded()) return send_control_error(res, 400, "invalid_json", "the body is not JSON");

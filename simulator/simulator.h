@@ -52,8 +52,8 @@ struct ReceiptBehaviour {
   // The failure code: Aliyun err_code ("MK:0001"), Tencent errmsg ("UNDELIV"),
   // WeChat Status ("failed:user block"). Empty = the provider default above.
   std::string err_code;
-  std::string err_msg;  // Aliyun err_msg / Tencent description; empty = a default text
-  int delay_ms = 200;   // from acceptance to the first push
+  std::string err_msg;     // Aliyun err_msg / Tencent description; empty = a default text
+  int delay_ms = 200;      // from acceptance to the first push
   bool duplicate = false;  // push every receipt twice (the copy 100 ms after the first)
   // Delays before each retry of a push Songda did not acknowledge (non-2xx or
   // no answer); the size is the number of retries (Aliyun documents 3 retries,
@@ -73,10 +73,10 @@ struct ProviderBehaviour {
   std::string fixed_error_code;  // non-empty: every send is refused with this code
   bool per_number = false;       // Tencent: injected codes go per number in SendStatusSet, not in Response.Error
   std::map<std::string, std::string> recipient_errors;  // phone number or openid -> code for sends to it
-  bool down = false;                 // every request of this provider fails
-  std::string down_mode = "reset";   // "reset" (connection closed, no answer) or "503"
-  double timeout_rate = 0.0;         // 0..1: share of sends answered only after timeout_ms
-  int timeout_ms = 10000;            // past the client's timeout; the send is still accepted (answer lost)
+  bool down = false;                                    // every request of this provider fails
+  std::string down_mode = "reset";                      // "reset" (connection closed, no answer) or "503"
+  double timeout_rate = 0.0;                            // 0..1: share of sends answered only after timeout_ms
+  int timeout_ms = 10000;                  // past the client's timeout; the send is still accepted (answer lost)
   std::int64_t token_expires_in_s = 7200;  // WeChat access tokens
   int token_overlap_ms = 300000;           // WeChat: an old token's validity after a new one is issued
   ReceiptBehaviour receipt;
@@ -110,11 +110,11 @@ struct SimulatorOptions {
   std::string wechat_account = "gh_5f3d1c0a9b7e";  // ToUserName of the completion pushes
   std::string callback_key{kDefaultCallbackKey};   // ?key= of the Aliyun and Tencent receipt URLs
 
-  int receipt_threads = 4;          // concurrent receipt pushes
-  int receipt_batch_max = 100;      // Aliyun/Tencent reports per push when several are due
-  int receipt_timeout_ms = 5000;    // Songda must answer a push within this
+  int receipt_threads = 4;            // concurrent receipt pushes
+  int receipt_batch_max = 100;        // Aliyun/Tencent reports per push when several are due
+  int receipt_timeout_ms = 5000;      // Songda must answer a push within this
   std::size_t max_messages = 100000;  // accepted messages kept per provider for /_sim/messages
-  std::uint64_t seed = 0;           // error/timeout draws; 0 = random
+  std::uint64_t seed = 0;             // error/timeout draws; 0 = random
 
   // Startup behaviour of each provider (also what /_sim/reset returns to).
   ProviderBehaviour aliyun;

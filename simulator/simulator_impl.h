@@ -45,24 +45,37 @@ class ContentReader;
 namespace songda::sim {
 
 struct Counters {
-  std::uint64_t requests = 0;            // send requests received (WeChat token calls not included)
-  std::uint64_t accepted = 0;            // numbers (SMS) or messages (WeChat) accepted
-  std::uint64_t rejected = 0;            // requests refused as invalid (missing fields, bad numbers, ...)
-  std::uint64_t signature_failures = 0;  // bad or missing signature, unknown key id
-  std::uint64_t errors_injected = 0;     // answers with an injected error (rate, fixed code, recipient code)
-  std::uint64_t timeouts_injected = 0;   // answers held back past timeout_ms
-  std::uint64_t down_refused = 0;        // requests refused because the provider is "down"
-  std::uint64_t nonce_reused = 0;        // Aliyun: SignatureNonceUsed
-  std::uint64_t deduplicated = 0;        // WeChat: sends absorbed by client_msg_id
-  std::uint64_t token_fetches = 0;       // WeChat: GET /cgi-bin/token
+  std::uint64_t requests = 0;              // send requests received (WeChat token calls not included)
+  std::uint64_t accepted = 0;              // numbers (SMS) or messages (WeChat) accepted
+  std::uint64_t rejected = 0;              // requests refused as invalid (missing fields, bad numbers, ...)
+  std::uint64_t signature_failures = 0;    // bad or missing signature, unknown key id
+  std::uint64_t errors_injected = 0;       // answers with an injected error (rate, fixed code, recipient code)
+  std::uint64_t timeouts_injected = 0;     // answers held back past timeout_ms
+  std::uint64_t down_refused = 0;          // requests refused because the provider is "down"
+  std::uint64_t nonce_reused = 0;          // Aliyun: SignatureNonceUsed
+  std::uint64_t deduplicated = 0;          // WeChat: sends absorbed by client_msg_id
+  std::uint64_t token_fetches = 0;         // WeChat: GET /cgi-bin/token
   std::uint64_t stable_token_fetches = 0;  // WeChat: POST /cgi-bin/stable_token
-  std::uint64_t tokens_issued = 0;       // WeChat: distinct tokens handed out
-  std::uint64_t force_refreshes = 0;     // WeChat: stable_token with force_refresh
-  std::uint64_t token_refusals = 0;      // WeChat: sends refused for their token (41001/40001/42001)
+  std::uint64_t tokens_issued = 0;         // WeChat: distinct tokens handed out
+  std::uint64_t force_refreshes = 0;       // WeChat: stable_token with force_refresh
+  std::uint64_t token_refusals = 0;        // WeChat: sends refused for their token (41001/40001/42001)
+};
+
+// One accepted SMS as the provider's own records keep it (answers QuerySendDetails and
+// PullSmsSendStatusByPhoneNumber).
+struct SentRecord {
+  std::string id;           // BizId / SerialNo
+  std::string correlation;  // Aliyun OutId / Tencent SessionContext
+  std::string template_code;
+  std::int64_t send_ms = 0;
+  std::int64_t report_ms = 0;  // when its delivery report is in; 0: never
+  bool success = false;
+  std::string code;
 };
 
 struct ProviderState {
   mutable std::mutex mu;
+  std::unordered_map<std::string, std::vector<SentRecord>> sent_to;  // number as sent -> its records
   Counters c;
   std::unordered_map<std::string, std::uint64_t> per_key;  // idempotency key -> accepted count
   std::unordered_map<std::string, std::uint64_t> pairs;    // "key|recipient" -> accepted count
@@ -118,6 +131,8 @@ struct Simulator::Impl {
   void handle_sms_post(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader);
   void handle_aliyun(const httplib::Request& req, const std::string& body, httplib::Response& res);
   void handle_tencent(const httplib::Request& req, const std::string& body, httplib::Response& res);
+  // The provider's records of one number (copies, under the provider's lock).
+  std::vector<SentRecord> sent_records(Provider p, const std::string& to) const;
   void handle_wechat_token(const httplib::Request& req, httplib::Response& res);
   void handle_wechat_stable_token(const httplib::Request& req, httplib::Response& res);
   void handle_wechat_send(const httplib::Request& req, httplib::Response& res, bool subscribe);

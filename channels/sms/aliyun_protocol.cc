@@ -326,6 +326,59 @@ Result<SendSmsResponse> parse_send_sms_response(std::string_view body) {
                          string_field(j, "RequestId")};
 }
 
+Result<RpcRequest> build_query_send_details(const Credentials& credentials, const QuerySendDetailsRequest& request,
+                                            const RpcContext& context) {
+  if (auto st = check_context(credentials, context); !st) return st.error();
+  if (request.phone_number.empty() || request.phone_number.find(',') != std::string::npos) {
+    return invalid_request("QuerySendDetails takes exactly one phone number");
+  }
+  if (request.send_date.size() != 8 || request.send_date.find_first_not_of("0123456789") != std::string::npos) {
+    return invalid_request("QuerySendDetails SendDate must be yyyyMMdd, got '" + request.send_date + "'");
+  }
+  if (request.page_size < 1 || request.page_size > 50 || request.current_page < 1) {
+    return invalid_request("QuerySendDetails PageSize must be 1..50 and CurrentPage at least 1");
+  }
+  Params params = common_params(credentials, context, "QuerySendDetails");
+  params["PhoneNumber"] = request.phone_number;
+  params["SendDate"] = request.send_date;
+  params["PageSize"] = std::to_string(request.page_size);
+  params["CurrentPage"] = std::to_string(request.current_page);
+  return RpcRequest{context.method, std::string(kHost),
+                    signed_rpc_query(context.method, params, credentials.access_key_secret)};
+}
+
+Result<QuerySendDetailsResponse> parse_query_send_details_response(std::string_view body) {
+  const auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return Error::permanent("invalid_response", "Aliyun answer is not a JSON object");
+  const auto code = j.find("Code");
+  if (code == j.end() || !code->is_string()) return Error::permanent("invalid_response", "Aliyun answer has no Code");
+  QuerySendDetailsResponse out;
+  out.code = code->get<std::string>();
+  out.message = string_field(j, "Message");
+  if (const auto n = j.find("TotalCount"); n != j.end() && n->is_number_integer())
+    out.total_count = n->get<long long>();
+  const auto dtos = j.find("SmsSendDetailDTOs");
+  if (dtos == j.end() || !dtos->is_object()) return out;
+  const auto list = dtos->find("SmsSendDetailDTO");
+  if (list == dtos->end() || !list->is_array()) return out;
+  for (const auto& e : *list) {
+    if (!e.is_object()) continue;
+    SendDetail d;
+    d.phone_number = string_field(e, "PhoneNum");
+    if (const auto st = e.find("SendStatus"); st != e.end() && st->is_number_integer()) d.send_status = st->get<int>();
+    d.err_code = string_field(e, "ErrCode");
+    d.template_code = string_field(e, "TemplateCode");
+    d.content = string_field(e, "Content");
+    d.send_date = string_field(e, "SendDate");
+    d.receive_date = string_field(e, "ReceiveDate");
+    d.send_date_ms = beijing_time_to_unix_ms(d.send_date).value_or(0);
+    d.receive_date_ms = beijing_time_to_unix_ms(d.receive_date).value_or(0);
+    d.out_id = string_field(e, "OutId");
+    out.details.push_back(std::move(d));
+  }
+  return out;
+}
+
 Result<SmsReportBatch> parse_sms_report(std::string_view body) {
   const auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (!j.is_array()) return Error::permanent("invalid_receipt", "SmsReport push is not a JSON array");

@@ -185,6 +185,45 @@ Result<SmsReportBatch> parse_sms_report(std::string_view body);
 // The answer Aliyun expects for a push it should not resend: {"code":0,"msg":"接收成功"}.
 std::string sms_report_ack();
 
+// ---- QuerySendDetails: what the provider has of one number on one day -------------------
+//
+// Asked after a crash left an attempt's outcome unknown: did Aliyun take it?
+
+struct QuerySendDetailsRequest {
+  std::string phone_number;  // one number, as it was sent (mainland without +86)
+  std::string send_date;     // yyyyMMdd (Beijing date); the last 30 days can be asked
+  int page_size = 50;        // 1..50
+  int current_page = 1;
+};
+
+// Error "invalid_request" (permanent) on a missing number, a malformed date or a page size out of 1..50.
+Result<RpcRequest> build_query_send_details(const Credentials& credentials, const QuerySendDetailsRequest& request,
+                                            const RpcContext& context);
+
+struct SendDetail {
+  std::string phone_number;
+  int send_status = 0;  // 1 waiting for the receipt, 2 failed, 3 delivered
+  std::string err_code;
+  std::string template_code;
+  std::string content;
+  std::string send_date;     // verbatim, Beijing time
+  std::string receive_date;  // verbatim, Beijing time ("" while waiting)
+  std::int64_t send_date_ms = 0;
+  std::int64_t receive_date_ms = 0;
+  std::string out_id;
+};
+
+struct QuerySendDetailsResponse {
+  std::string code;  // "OK" on success
+  std::string message;
+  long long total_count = 0;
+  std::vector<SendDetail> details;
+};
+
+// Parses {"Code","Message","TotalCount","SmsSendDetailDTOs":{"SmsSendDetailDTO":[...]}}; error answers keep
+// their Code and have no details. Error "invalid_response" (permanent) when the body is not such an object.
+Result<QuerySendDetailsResponse> parse_query_send_details_response(std::string_view body);
+
 // ---- Classification -------------------------------------------------------------------
 
 // Aliyun's Code -> outcome. "OK" = accepted; documented transient codes =

@@ -117,6 +117,33 @@ ProviderResult invalid_request_result(const Error& e, const SmsProviderConfig& c
   return r;
 }
 
+// A provider record of an earlier attempt may be up to this much older than our own claim of it (clocks differ;
+// Beijing times have whole seconds).
+constexpr std::int64_t kPriorSendSlackMs = 30'000;
+
+// A record names the delivery: its own id, or a batch id for the same template sent since the attempt began.
+bool names_delivery(const std::string& correlation, const Delivery& d, bool same_template, std::int64_t sent_ms,
+                    std::int64_t since_ms) {
+  if (correlation == d.id) return true;
+  return correlation.rfind("b-", 0) == 0 && same_template && sent_ms >= since_ms - kPriorSendSlackMs;
+}
+
+PriorSend prior_unknown(const SmsProviderConfig& c, std::string code, std::string message) {
+  PriorSend p;
+  p.kind = PriorSend::Kind::kUnknown;
+  p.outcome.provider = c.name;
+  p.outcome.code = std::move(code);
+  p.outcome.message = std::move(message);
+  return p;
+}
+
+// "yyyyMMdd" of a Unix ms time in Beijing.
+std::string beijing_yyyymmdd(std::int64_t unix_ms) {
+  std::string d = utc_date(unix_ms / 1000 + 8 * 3600);
+  d.erase(std::remove(d.begin(), d.end(), '-'), d.end());
+  return d;
+}
+
 }  // namespace
 
 std::string to_e164(std::string_view number) {
@@ -156,9 +183,32 @@ AliyunSms::AliyunSms(SmsProviderConfig config, HttpClient& http, const Getenv& g
   access_key_secret_ = require_env(getenv, config_.credentials_env + "_ACCESS_KEY_SECRET", what);
 }
 
-std::size_t AliyunSms::max_batch() const {
-  return config_.batch_max > 0 ? std::min<std::size_t>(config_.batch_max, aliyun::kMaxSendSmsNumbers)
-                               : aliyun::kMaxSendSmsNumbers;
+std::string AliyunSms::request_key(const Delivery&) const { return ""; }  // SendBatchSms takes any variables
+
+std::size_t AliyunSms::max_batch(bool uniform) const {
+  const std::size_t documented = uniform ? aliyun::kMaxSendSmsNumbers : aliyun::kMaxSendBatchSmsNumbers;
+  return config_.batch_max > 0 ? std::min<std::size_t>(config_.batch_max, documented) : documented;
+}
+
+aliyun::RpcContext AliyunSms::rpc_context() const {
+  aliyun::RpcContext ctx;
+  ctx.method = "POST";
+  ctx.region_id = config_.region;
+  ctx.format = "JSON";
+  ctx.signature_nonce = options_.nonce();
+  ctx.unix_ms = options_.now_ms();
+  return ctx;
+}
+
+HttpResponse AliyunSms::post_form(const std::string& signed_query) {
+  HttpRequest http_req;
+  http_req.method = "POST";
+  http_req.url = strip_trailing_slash(config_.endpoint) + "/";
+  http_req.headers = {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"},
+                      {"Accept", "application/json"}};
+  http_req.body = signed_query;
+  http_req.timeout_ms = config_.timeout_ms;
+  return http_.send(http_req);
 }
 
 std::vector<ProviderResult> AliyunSms::send(std::span<const Delivery* const> group) {
@@ -173,33 +223,34 @@ std::vector<ProviderResult> AliyunSms::send(std::span<const Delivery* const> gro
     r.try_next = true;
     return same_for_all(group.size(), r);
   }
-  aliyun::SendSmsRequest req;
   std::vector<std::string> e164;
+  std::vector<std::string> numbers;
+  std::vector<std::map<std::string, std::string>> vars;
   for (const Delivery* d : group) {
     e164.push_back(to_e164(d->address));
-    req.phone_numbers.push_back(aliyun_number(e164.back()));
+    numbers.push_back(aliyun_number(e164.back()));
+    vars.push_back(delivery_template_vars(*d));
   }
-  req.sign_name = config_.sign_name;
-  req.template_code = tmpl->second;
-  req.template_param = delivery_template_vars(first);
-  req.out_id = batch_correlation_id(group);
-  aliyun::RpcContext ctx;
-  ctx.method = "POST";
-  ctx.region_id = config_.region;
-  ctx.format = "JSON";
-  ctx.signature_nonce = options_.nonce();
-  ctx.unix_ms = options_.now_ms();
-  auto built = aliyun::build_send_sms({access_key_id_, access_key_secret_}, req, ctx);
+  const bool uniform = std::all_of(vars.begin(), vars.end(), [&](const auto& v) { return v == vars.front(); });
+  Result<aliyun::RpcRequest> built = Error::permanent("invalid_request", "not built");
+  if (uniform) {
+    aliyun::SendSmsRequest req;
+    req.phone_numbers = numbers;
+    req.sign_name = config_.sign_name;
+    req.template_code = tmpl->second;
+    req.template_param = vars.front();
+    req.out_id = batch_correlation_id(group);
+    built = aliyun::build_send_sms({access_key_id_, access_key_secret_}, req, rpc_context());
+  } else {
+    // Each number its own variables (a broadcast where every lawyer gets a personal link): SendBatchSms.
+    aliyun::SendBatchSmsRequest req;
+    for (std::size_t i = 0; i < group.size(); ++i) req.items.push_back({numbers[i], config_.sign_name, vars[i]});
+    req.template_code = tmpl->second;
+    req.out_id = batch_correlation_id(group);
+    built = aliyun::build_send_batch_sms({access_key_id_, access_key_secret_}, req, rpc_context());
+  }
   if (!built) return same_for_all(group.size(), invalid_request_result(built.error(), config_));
-
-  HttpRequest http_req;
-  http_req.method = "POST";
-  http_req.url = strip_trailing_slash(config_.endpoint) + "/";
-  http_req.headers = {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"},
-                      {"Accept", "application/json"}};
-  http_req.body = built->query;
-  http_req.timeout_ms = config_.timeout_ms;
-  const HttpResponse resp = http_.send(http_req);
+  const HttpResponse resp = post_form(built->query);
 
   std::vector<ProviderResult> out;
   out.reserve(group.size());
@@ -213,11 +264,54 @@ std::vector<ProviderResult> AliyunSms::send(std::span<const Delivery* const> gro
     r.outcome.message = parsed->message;
     r.outcome.raw = resp.body;
     r.outcome.segments = billed_segments(config_, e164[i], group[i]->text);
-    if (cls.kind == Kind::kAccepted) r.outcome.provider_message_id = parsed->biz_id + ":" + req.phone_numbers[i];
+    if (cls.kind == Kind::kAccepted) r.outcome.provider_message_id = parsed->biz_id + ":" + numbers[i];
     if (cls.needs_operator) r.outcome.message += " (" + cls.note + ")";
     out.push_back(std::move(r));
   }
   return out;
+}
+
+PriorSend AliyunSms::find_sent(const Delivery& d, std::int64_t since_ms) {
+  const auto tmpl = config_.templates.find(d.template_name);
+  const std::string number = aliyun_number(to_e164(d.address));
+  std::vector<std::string> dates{beijing_yyyymmdd(since_ms - kPriorSendSlackMs)};
+  if (const std::string today = beijing_yyyymmdd(options_.now_ms()); today != dates.front()) dates.push_back(today);
+  for (const auto& date : dates) {
+    for (int page = 1; page <= 10; ++page) {
+      aliyun::QuerySendDetailsRequest q{number, date, 50, page};
+      auto built = aliyun::build_query_send_details({access_key_id_, access_key_secret_}, q, rpc_context());
+      if (!built) return prior_unknown(config_, built.error().code, built.error().message);
+      const HttpResponse resp = post_form(built->query);
+      if (resp.transport_error()) return prior_unknown(config_, "transport", resp.error);
+      const auto parsed = aliyun::parse_query_send_details_response(resp.body);
+      if (!parsed) return prior_unknown(config_, parsed.error().code, parsed.error().message);
+      if (parsed->code != "OK") return prior_unknown(config_, parsed->code, parsed->message);
+      for (const auto& rec : parsed->details) {
+        const bool same_template = tmpl != config_.templates.end() && rec.template_code == tmpl->second;
+        if (!names_delivery(rec.out_id, d, same_template, rec.send_date_ms, since_ms)) continue;
+        PriorSend p;
+        p.kind = PriorSend::Kind::kSent;
+        SendOutcome& o = p.outcome;
+        o.provider = config_.name;
+        o.code = rec.err_code;
+        o.raw = resp.body;
+        o.segments = billed_segments(config_, to_e164(d.address), d.text);
+        if (rec.send_status == 3) {
+          o.kind = Kind::kDelivered;
+          o.message = "QuerySendDetails: delivered " + rec.receive_date + " (Beijing)";
+        } else if (rec.send_status == 2) {
+          o.kind = Kind::kPermanent;
+          o.message = "QuerySendDetails: failed " + rec.receive_date + " (Beijing)";
+        } else {
+          // Taken, its report not in yet; without the BizId its receipt cannot be matched, so ask again later.
+          return prior_unknown(config_, "waiting_for_receipt", "QuerySendDetails: sent, waiting for the receipt");
+        }
+        return p;
+      }
+      if (static_cast<long long>(page) * 50 >= parsed->total_count) break;
+    }
+  }
+  return PriorSend{};
 }
 
 // ---- Tencent ---------------------------------------------------------------------------
@@ -236,9 +330,32 @@ TencentSms::TencentSms(SmsProviderConfig config, HttpClient& http, const Getenv&
   host_ = url_authority(config_.endpoint);
 }
 
-std::size_t TencentSms::max_batch() const {
+std::string TencentSms::request_key(const Delivery& d) const {
+  // One TemplateParamSet for every number of a request: only the variables this template uses must agree.
+  std::string key;
+  if (const auto names = config_.template_params.find(d.template_name); names != config_.template_params.end()) {
+    const auto vars = delivery_template_vars(d);
+    for (const auto& name : names->second) {
+      const auto v = vars.find(name);
+      key += (v == vars.end() ? std::string("\x1e") : v->second) + '\x1f';
+    }
+  }
+  return key;
+}
+
+std::size_t TencentSms::max_batch(bool) const {
   return config_.batch_max > 0 ? std::min<std::size_t>(config_.batch_max, tencent::kMaxPhoneNumbers)
                                : tencent::kMaxPhoneNumbers;
+}
+
+HttpResponse TencentSms::post(const tencent::HttpRequest& signed_request) {
+  HttpRequest http_req;
+  http_req.method = "POST";
+  http_req.url = strip_trailing_slash(config_.endpoint) + "/";
+  http_req.headers = signed_request.headers;
+  http_req.body = signed_request.body;
+  http_req.timeout_ms = config_.timeout_ms;
+  return http_.send(http_req);
 }
 
 std::vector<ProviderResult> TencentSms::send(std::span<const Delivery* const> group) {
@@ -279,13 +396,7 @@ std::vector<ProviderResult> TencentSms::send(std::span<const Delivery* const> gr
   auto built = tencent::build_send_sms({secret_id_, secret_key_}, req, config_.region, timestamp, host_);
   if (!built) return same_for_all(group.size(), invalid_request_result(built.error(), config_));
 
-  HttpRequest http_req;
-  http_req.method = "POST";
-  http_req.url = strip_trailing_slash(config_.endpoint) + "/";
-  http_req.headers = built->headers;
-  http_req.body = built->body;
-  http_req.timeout_ms = config_.timeout_ms;
-  const HttpResponse resp = http_.send(http_req);
+  const HttpResponse resp = post(*built);
 
   if (resp.transport_error()) return same_for_all(group.size(), transport_result(resp, config_));
   const auto parsed = tencent::parse_send_sms_response(resp.body);
@@ -334,6 +445,38 @@ std::unique_ptr<SmsProvider> make_sms_provider(const SmsProviderConfig& config, 
   if (config.kind == "tencent") return std::make_unique<TencentSms>(config, http, getenv, options);
   throw StartupError("SMS provider '" + config.name + "': unknown kind '" + config.kind +
                      "'; hint: kind is aliyun or tencent");
+}
+
+PriorSend TencentSms::find_sent(const Delivery& d, std::int64_t since_ms) {
+  tencent::PullStatusRequest q;
+  q.phone_number = to_e164(d.address);
+  q.sms_sdk_app_id = config_.sdk_app_id;
+  q.begin_time = (since_ms - kPriorSendSlackMs) / 1000;
+  q.end_time = options_.now_ms() / 1000 + 1;
+  const std::int64_t timestamp = options_.now_ms() / 1000;
+  auto built = tencent::build_pull_status_by_phone({secret_id_, secret_key_}, q, config_.region, timestamp, host_);
+  if (!built) return prior_unknown(config_, built.error().code, built.error().message);
+  const HttpResponse resp = post(*built);
+  if (resp.transport_error()) return prior_unknown(config_, "transport", resp.error);
+  const auto parsed = tencent::parse_pull_status_response(resp.body);
+  if (!parsed) return prior_unknown(config_, parsed.error().code, parsed.error().message);
+  if (parsed->error) return prior_unknown(config_, parsed->error->code, parsed->error->message);
+  for (const auto& st : parsed->statuses) {
+    // The pulled statuses carry no template; within the window a batch id for this number is taken as ours.
+    if (!names_delivery(st.session_context, d, true, st.user_receive_time * 1000, since_ms)) continue;
+    PriorSend p;
+    p.kind = PriorSend::Kind::kSent;
+    SendOutcome& o = p.outcome;
+    o.provider = config_.name;
+    o.provider_message_id = st.serial_no;
+    o.code = st.report_status;
+    o.message = "PullSmsSendStatusByPhoneNumber: " + st.report_status + " " + st.description;
+    o.raw = resp.body;
+    o.kind = st.report_status == "SUCCESS" ? Kind::kDelivered : Kind::kPermanent;
+    o.segments = billed_segments(config_, q.phone_number, d.text);
+    return p;
+  }
+  return PriorSend{};
 }
 
 // ---- Circuit breaker -------------------------------------------------------------------
@@ -504,6 +647,23 @@ std::vector<std::vector<std::size_t>> chunk_distinct(std::span<const Delivery> b
   return chunks;
 }
 
+// The requests `items` make at provider `p`: by its request key, then at most max_batch numbers, none twice.
+std::vector<std::vector<std::size_t>> provider_chunks(const SmsProvider& p, std::span<const Delivery> batch,
+                                                      const std::vector<std::size_t>& items) {
+  std::map<std::string, std::vector<std::size_t>> by_key;
+  for (const std::size_t i : items) by_key[p.request_key(batch[i])].push_back(i);
+  std::vector<std::vector<std::size_t>> chunks;
+  for (const auto& [key, same] : by_key) {
+    const auto vars = delivery_template_vars(batch[same.front()]);
+    const bool uniform =
+        std::all_of(same.begin(), same.end(), [&](std::size_t i) { return delivery_template_vars(batch[i]) == vars; });
+    for (auto& c : chunk_distinct(batch, same, std::max<std::size_t>(1, p.max_batch(uniform)))) {
+      chunks.push_back(std::move(c));
+    }
+  }
+  return chunks;
+}
+
 }  // namespace
 
 void SmsChannel::send_group(std::span<const Delivery> batch, const std::vector<std::size_t>& group,
@@ -515,6 +675,7 @@ void SmsChannel::send_group(std::span<const Delivery> batch, const std::vector<s
   std::map<std::size_t, std::string> trail;  // "aliyun-a http_503; tencent-b no_response"
   bool any_template = false;
   bool any_circuit_open = false;
+  bool any_rate_limited = false;
 
   for (Slot* slot : provider_order()) {
     if (remaining.empty()) break;
@@ -522,14 +683,32 @@ void SmsChannel::send_group(std::span<const Delivery> batch, const std::vector<s
     if (!p.has_template(template_name)) continue;
     any_template = true;
     std::vector<std::size_t> next;
-    for (const auto& chunk : chunk_distinct(batch, remaining, std::max<std::size_t>(1, p.max_batch()))) {
+    std::mutex mu;  // guards next, trail, last, saw_retryable, out and the any_ flags across this provider's requests
+    const auto chunks = provider_chunks(p, batch, remaining);
+    // This provider's requests go out side by side, up to its concurrency (Slot::acquire bounds them anyway).
+    const auto width = std::min(parallelism(), static_cast<std::size_t>(std::max(1, p.config().concurrency)));
+    parallel_for(chunks.size(), width, [&](std::size_t c) {
+      std::vector<std::size_t> chunk = chunks[c];
       if (!slot->breaker.allow(options_.now_ms())) {
+        std::lock_guard lock(mu);
         any_circuit_open = true;
         for (const std::size_t i : chunk) {
           trail[i] += (trail[i].empty() ? "" : "; ") + p.name() + " circuit_open";
           next.push_back(i);
         }
-        continue;
+        return;
+      }
+      if (options_.take_tokens) {
+        const std::size_t granted =
+            std::min(chunk.size(), options_.take_tokens(p.name(), p.config().rate_per_sec, chunk.size()));
+        std::lock_guard lock(mu);
+        for (std::size_t k = granted; k < chunk.size(); ++k) {
+          trail[chunk[k]] += (trail[chunk[k]].empty() ? "" : "; ") + p.name() + " rate_limited";
+          next.push_back(chunk[k]);
+          any_rate_limited = true;
+        }
+        chunk.resize(granted);
+        if (chunk.empty()) return;
       }
       std::vector<const Delivery*> ds;
       ds.reserve(chunk.size());
@@ -552,6 +731,7 @@ void SmsChannel::send_group(std::span<const Delivery> batch, const std::vector<s
       } else {
         slot->breaker.record_success();
       }
+      std::lock_guard lock(mu);
       for (std::size_t k = 0; k < chunk.size(); ++k) {
         const std::size_t i = chunk[k];
         ProviderResult& r = results[k];
@@ -568,7 +748,8 @@ void SmsChannel::send_group(std::span<const Delivery> batch, const std::vector<s
           out[i] = std::move(r.outcome);
         }
       }
-    }
+    });
+    std::sort(next.begin(), next.end());  // the next provider sees them in the batch's order
     remaining = std::move(next);
   }
 
@@ -582,36 +763,42 @@ void SmsChannel::send_group(std::span<const Delivery> batch, const std::vector<s
       o.kind = Kind::kPermanent;
       o.code = "no_provider_template";
       o.message = "no provider template for '" + template_name + "'; hint: add it to sms.providers[].templates";
+    } else if (any_rate_limited) {
+      o.kind = Kind::kRetryable;
+      o.code = "rate_limited";
+      o.message = "every SMS provider with template '" + template_name + "' is at its rate limit";
     } else {
       o.kind = Kind::kRetryable;
       o.code = "circuit_open";
       o.message = "every SMS provider with template '" + template_name + "' is shedding traffic (circuit open)";
     }
     if (o.provider.empty()) o.provider = "sms";
-    if (!trail[i].empty() && (any_circuit_open || last.count(i) != 0)) o.message += " [tried: " + trail[i] + "]";
+    if (!trail[i].empty() && (any_circuit_open || any_rate_limited || last.count(i) != 0)) {
+      o.message += " [tried: " + trail[i] + "]";
+    }
     out[i] = std::move(o);
   }
 }
 
 std::vector<SendOutcome> SmsChannel::send(std::span<const Delivery> batch) {
   std::vector<SendOutcome> out(batch.size());
-  // Group the deliveries whose request would be the same but for the number.
+  // Group the deliveries of one template: each provider splits a group into as few requests as it can.
   std::vector<std::vector<std::size_t>> groups;
   std::map<std::string, std::size_t> by_key;
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    const nlohmann::json vars(delivery_template_vars(batch[i]));
-    const std::string key = batch[i].template_name + '\x1f' + vars.dump();
-    const auto [it, inserted] = by_key.emplace(key, groups.size());
+    const auto [it, inserted] = by_key.emplace(batch[i].template_name, groups.size());
     if (inserted) groups.emplace_back();
     groups[it->second].push_back(i);
   }
-  std::size_t parallel = options_.max_parallel;
-  if (parallel == 0) {
-    for (const auto& s : slots_) parallel += static_cast<std::size_t>(std::max(1, s->provider->config().concurrency));
-    parallel = std::min(parallel, kMaxParallel);
-  }
-  parallel_for(groups.size(), parallel, [&](std::size_t g) { send_group(batch, groups[g], out); });
+  parallel_for(groups.size(), parallelism(), [&](std::size_t g) { send_group(batch, groups[g], out); });
   return out;
+}
+
+std::size_t SmsChannel::parallelism() const {
+  if (options_.max_parallel != 0) return options_.max_parallel;
+  std::size_t parallel = 0;
+  for (const auto& s : slots_) parallel += static_cast<std::size_t>(std::max(1, s->provider->config().concurrency));
+  return std::min(parallel, kMaxParallel);
 }
 
 void SmsChannel::report_receipt_silence(std::string_view provider) {
@@ -644,6 +831,31 @@ std::vector<SmsChannel::ProviderStats> SmsChannel::stats() const {
     st.faults = s->faults.load();
     st.failovers = s->failovers.load();
     out.push_back(std::move(st));
+  }
+  return out;
+}
+
+std::vector<PriorSend> SmsChannel::find_prior_sends(std::span<const Delivery> batch, std::int64_t since_ms) {
+  std::vector<PriorSend> out;
+  out.reserve(batch.size());
+  for (const Delivery& d : batch) {
+    PriorSend answer;  // kNotSent unless a provider has it or cannot say
+    for (auto& slot : slots_) {
+      SmsProvider& p = *slot->provider;
+      if (!p.has_template(d.template_name)) continue;
+      PriorSend r = p.find_sent(d, since_ms);
+      if (r.kind == PriorSend::Kind::kSent) {
+        answer = std::move(r);
+        break;
+      }
+      if (r.kind == PriorSend::Kind::kUnknown) answer = std::move(r);
+    }
+    spdlog::info("sms: delivery {} to {} had an attempt with no recorded outcome: {} {}", d.id, mask_phone(d.address),
+                 answer.kind == PriorSend::Kind::kSent
+                     ? "the provider has it"
+                     : (answer.kind == PriorSend::Kind::kUnknown ? "cannot tell yet" : "not sent"),
+                 answer.outcome.code);
+    out.push_back(std::move(answer));
   }
   return out;
 }

@@ -1,11 +1,13 @@
 // The SMS channel: one Channel over several SMS providers (Aliyun, Tencent).
 //
 // What it does with one send() call:
-//   * groups the deliveries whose provider request would be identical but for
-//     the number (same template, same template variables: a broadcast) and
-//     sends each group in as few requests as the provider allows (Aliyun
-//     SendSms 1000 numbers, Tencent SendSms 200; SmsProviderConfig::batch_max
-//     can lower it); every other delivery is one request;
+//   * groups the deliveries of one template (a broadcast) and, per provider,
+//     sends each group in as few requests as that provider allows: Aliyun
+//     SendSms (1000 numbers) when every variable is the same, SendBatchSms
+//     (100 numbers, variables per number) when they differ, e.g. each
+//     lawyer's own link; Tencent SendSms (200 numbers) for the deliveries
+//     whose TemplateParamSet is the same (SmsProviderConfig::batch_max can
+//     lower these limits);
 //   * picks providers by priority (lowest number first), weighted at random
 //     among equal priorities, skipping providers whose circuit is open;
 //   * on a retryable failure (transport error, timeout, 5xx, a documented
@@ -15,8 +17,11 @@
 //   * keeps a circuit breaker per provider: circuit_failures consecutive faulty
 //     requests open it for circuit_open_s, then one trial request half-opens it;
 //     dispatch can open it too (report_receipt_silence) when receipts stop;
-//   * bounds requests in flight per provider (SmsProviderConfig::concurrency).
-// Rate limiting is dispatch's business, not this class's.
+//   * bounds requests in flight per provider (SmsProviderConfig::concurrency);
+//   * keeps each provider to its rate_per_sec through SmsChannelOptions::take_tokens:
+//     what one provider may not take now goes to the next; when none may,
+//     the outcome is kRetryable "rate_limited". (Dispatch's channel bucket,
+//     the sum of the providers' rates, paces the claims.)
 //
 // Idempotency key: Aliyun OutId / Tencent SessionContext = the delivery id; for
 // a batched request "b-" + the first 30 hex digits of sha256 of the sorted
@@ -49,6 +54,8 @@
 #include "channels/channel.h"
 #include "channels/http/channel_support.h"
 #include "channels/http/http_client.h"
+#include "channels/sms/aliyun_protocol.h"
+#include "channels/sms/tencent_protocol.h"
 #include "gateway/config/config.h"
 
 namespace songda::sms {
@@ -59,6 +66,9 @@ struct SmsChannelOptions {
   std::function<std::string()> nonce;     // Aliyun SignatureNonce, fresh per request; default: random UUID
   std::function<std::uint64_t()> random;  // weighted provider choice; default: a seeded mt19937_64
   std::size_t max_parallel = 0;           // groups sent at once; 0 = sum of the providers' concurrency (<= 32)
+  // Per-provider rate limit: how many of `wanted` messages the provider may take now at rate_per_sec (the app
+  // wires a Redis token bucket shared by all instances). Unset: no per-provider limit.
+  std::function<std::size_t(const std::string& provider, double rate_per_sec, std::size_t wanted)> take_tokens;
 };
 
 // One provider's answer for one delivery.
@@ -74,30 +84,42 @@ class SmsProvider {
   virtual ~SmsProvider() = default;
   [[nodiscard]] virtual const SmsProviderConfig& config() const = 0;
   [[nodiscard]] const std::string& name() const { return config().name; }
-  // Numbers one request may carry.
-  [[nodiscard]] virtual std::size_t max_batch() const = 0;
+  // Deliveries (of one template) with the same key may go in one request.
+  [[nodiscard]] virtual std::string request_key(const Delivery& d) const = 0;
+  // Numbers one request may carry for deliveries of one request key, all of them `uniform` (the same
+  // template variables) or not.
+  [[nodiscard]] virtual std::size_t max_batch(bool uniform) const = 0;
   [[nodiscard]] bool has_template(const std::string& template_name) const {
     return config().templates.count(template_name) != 0;
   }
   // Sends `group` in one request: 1..max_batch() deliveries with the same
-  // template_name and the same template variables, each number at most once.
+  // template_name and request key, each number at most once.
   // One result per delivery, in order. Never throws.
   virtual std::vector<ProviderResult> send(std::span<const Delivery* const> group) = 0;
+  // Whether this provider took `d` in an attempt started at or after since_ms whose answer was lost: asks the
+  // provider's own records (Aliyun QuerySendDetails, Tencent PullSmsSendStatusByPhoneNumber). A record matches
+  // when it carries the delivery id (OutId / SessionContext) or, for a batched request ("b-..."), the same
+  // number and template sent since then. Never throws.
+  virtual PriorSend find_sent(const Delivery& d, std::int64_t since_ms) = 0;
 };
 
-// Aliyun dysmsapi SendSms: RPC signature v1, POSTed as a form to `endpoint`/.
-// TemplateParam = JSON object of the delivery's params plus court_name,
-// case_number, recipient_name and link (all strings): the provider template
-// uses what it needs. Numbers go out as Aliyun wants them: mainland without
-// +86, others as country code + number.
+// Aliyun dysmsapi SendSms (or SendBatchSms when the numbers' variables differ):
+// RPC signature v1, POSTed as a form to `endpoint`/. TemplateParam = JSON
+// object of the delivery's params plus court_name, case_number,
+// recipient_name and link (all strings): the provider template uses what it needs. Numbers go out as Aliyun wants them:
+// mainland without +86, others as country code + number.
 class AliyunSms final : public SmsProvider {
  public:
   AliyunSms(SmsProviderConfig config, HttpClient& http, const Getenv& getenv, SmsChannelOptions options);
   [[nodiscard]] const SmsProviderConfig& config() const override { return config_; }
-  [[nodiscard]] std::size_t max_batch() const override;
+  [[nodiscard]] std::string request_key(const Delivery& d) const override;
+  [[nodiscard]] std::size_t max_batch(bool uniform) const override;
   std::vector<ProviderResult> send(std::span<const Delivery* const> group) override;
+  PriorSend find_sent(const Delivery& d, std::int64_t since_ms) override;
 
  private:
+  [[nodiscard]] aliyun::RpcContext rpc_context() const;  // POST, JSON, a fresh nonce, now
+  HttpResponse post_form(const std::string& signed_query);
   SmsProviderConfig config_;
   HttpClient& http_;
   SmsChannelOptions options_;
@@ -113,10 +135,13 @@ class TencentSms final : public SmsProvider {
  public:
   TencentSms(SmsProviderConfig config, HttpClient& http, const Getenv& getenv, SmsChannelOptions options);
   [[nodiscard]] const SmsProviderConfig& config() const override { return config_; }
-  [[nodiscard]] std::size_t max_batch() const override;
+  [[nodiscard]] std::string request_key(const Delivery& d) const override;
+  [[nodiscard]] std::size_t max_batch(bool uniform) const override;
   std::vector<ProviderResult> send(std::span<const Delivery* const> group) override;
+  PriorSend find_sent(const Delivery& d, std::int64_t since_ms) override;
 
  private:
+  HttpResponse post(const tencent::HttpRequest& signed_request);
   SmsProviderConfig config_;
   HttpClient& http_;
   SmsChannelOptions options_;
@@ -167,6 +192,8 @@ class SmsChannel final : public Channel {
 
   [[nodiscard]] std::string_view name() const override { return kChannelSms; }
   std::vector<SendOutcome> send(std::span<const Delivery> batch) override;
+  // Asks every provider that has the delivery's template (the lost attempt may have gone to any of them).
+  std::vector<PriorSend> find_prior_sends(std::span<const Delivery> batch, std::int64_t since_ms) override;
 
   // Opens `provider`'s circuit now (for circuit_open_s): dispatch calls this
   // when the provider's receipts stop arriving (receipt_timeout_s). Unknown names are ignored.
@@ -187,6 +214,7 @@ class SmsChannel final : public Channel {
   void send_group(std::span<const Delivery> batch, const std::vector<std::size_t>& group,
                   std::vector<SendOutcome>& out);
   std::vector<Slot*> provider_order();
+  [[nodiscard]] std::size_t parallelism() const;  // requests (or groups) sent at once
 
   SmsConfig config_;
   SmsChannelOptions options_;

@@ -87,6 +87,26 @@ constexpr std::array kRules = {
     Rule{"InvalidParameterValue.SdkAppIdNotExist", Kind::kPermanent, true, "SmsSdkAppId unknown"},
 };
 
+// A TC3-signed POST of `body` for `action`.
+HttpRequest signed_request(const Credentials& credentials, std::string_view action, std::string body,
+                           std::string_view region, std::int64_t timestamp, std::string_view host) {
+  const Tc3Signature sig = tc3_sign(Tc3Input{credentials.secret_id, credentials.secret_key, std::string(kService),
+                                             std::string(host), std::string(kJsonContentType), timestamp, body});
+  HttpRequest out;
+  out.host = std::string(host);
+  out.headers = {
+      {"Authorization", sig.authorization},
+      {"Content-Type", std::string(kJsonContentType)},
+      {"Host", std::string(host)},
+      {"X-TC-Action", std::string(action)},
+      {"X-TC-Version", std::string(kVersion)},
+      {"X-TC-Timestamp", std::to_string(timestamp)},
+      {"X-TC-Region", std::string(region)},
+  };
+  out.body = std::move(body);
+  return out;
+}
+
 }  // namespace
 
 Tc3Signature tc3_sign(const Tc3Input& in) {
@@ -144,20 +164,59 @@ Result<HttpRequest> build_send_sms(const Credentials& credentials, const SendSms
   if (region.empty()) return invalid_request("X-TC-Region missing (e.g. ap-guangzhou)");
   auto body = send_sms_body(request);
   if (!body) return body.error();
-  const Tc3Signature sig = tc3_sign(Tc3Input{credentials.secret_id, credentials.secret_key, std::string(kService),
-                                             std::string(host), std::string(kJsonContentType), timestamp, *body});
-  HttpRequest out;
-  out.host = std::string(host);
-  out.headers = {
-      {"Authorization", sig.authorization},
-      {"Content-Type", std::string(kJsonContentType)},
-      {"Host", std::string(host)},
-      {"X-TC-Action", "SendSms"},
-      {"X-TC-Version", std::string(kVersion)},
-      {"X-TC-Timestamp", std::to_string(timestamp)},
-      {"X-TC-Region", std::string(region)},
-  };
-  out.body = std::move(body).value();
+  return signed_request(credentials, "SendSms", std::move(body).value(), region, timestamp, host);
+}
+
+Result<HttpRequest> build_pull_status_by_phone(const Credentials& credentials, const PullStatusRequest& request,
+                                               std::string_view region, std::int64_t timestamp, std::string_view host) {
+  if (credentials.secret_id.empty() || credentials.secret_key.empty()) {
+    return invalid_request("Tencent SecretId/SecretKey missing; hint: check the SMS provider secrets");
+  }
+  if (region.empty()) return invalid_request("X-TC-Region missing (e.g. ap-guangzhou)");
+  if (request.phone_number.empty() || request.phone_number.front() != '+') {
+    return invalid_request("PullSmsSendStatusByPhoneNumber needs an E.164 number");
+  }
+  if (request.sms_sdk_app_id.empty()) return invalid_request("PullSmsSendStatusByPhoneNumber needs SmsSdkAppId");
+  if (request.limit < 1 || request.limit > 100) return invalid_request("Limit must be 1..100");
+  const nlohmann::json body = {{"BeginTime", request.begin_time},
+                               {"Offset", 0},
+                               {"Limit", request.limit},
+                               {"PhoneNumber", request.phone_number},
+                               {"SmsSdkAppId", request.sms_sdk_app_id},
+                               {"EndTime", request.end_time}};
+  return signed_request(credentials, "PullSmsSendStatusByPhoneNumber", body.dump(), region, timestamp, host);
+}
+
+Result<PullStatusResponse> parse_pull_status_response(std::string_view body) {
+  const auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return Error::permanent("invalid_response", "Tencent answer is not a JSON object");
+  const auto resp = j.find("Response");
+  if (resp == j.end() || !resp->is_object()) {
+    return Error::permanent("invalid_response", "Tencent answer has no Response object");
+  }
+  PullStatusResponse out;
+  const auto err = resp->find("Error");
+  if (err != resp->end() && err->is_object()) {
+    out.error = ApiError{string_field(*err, "Code"), string_field(*err, "Message")};
+    return out;
+  }
+  const auto set = resp->find("PullSmsSendStatusSet");
+  if (set == resp->end() || !set->is_array()) {
+    return Error::permanent("invalid_response", "Tencent answer has neither PullSmsSendStatusSet nor Error");
+  }
+  for (const auto& e : *set) {
+    if (!e.is_object()) continue;
+    PulledStatus st;
+    if (const auto t = e.find("UserReceiveTime"); t != e.end() && t->is_number_integer()) {
+      st.user_receive_time = t->get<std::int64_t>();
+    }
+    st.phone_number = string_field(e, "PhoneNumber");
+    st.serial_no = string_field(e, "SerialNo");
+    st.report_status = string_field(e, "ReportStatus");
+    st.description = string_field(e, "Description");
+    st.session_context = string_field(e, "SessionContext");
+    out.statuses.push_back(std::move(st));
+  }
   return out;
 }
 

@@ -145,6 +145,42 @@ Result<StatusBatch> parse_status_callback(std::string_view body);
 // The answer Tencent expects: {"result":0,"errmsg":"OK"}.
 std::string status_callback_ack();
 
+// ---- PullSmsSendStatusByPhoneNumber: the reported statuses of one number ------------------
+//
+// Asked after a crash left an attempt's outcome unknown. Only messages whose delivery report is in are listed
+// (a message accepted a moment ago is not there yet), so ask after the report would have come.
+
+struct PullStatusRequest {
+  std::string phone_number;  // E.164
+  std::string sms_sdk_app_id;
+  std::int64_t begin_time = 0;  // Unix s; at most 7 days back
+  std::int64_t end_time = 0;    // Unix s
+  int limit = 100;              // 1..100
+};
+
+// Signed like SendSms, with X-TC-Action: PullSmsSendStatusByPhoneNumber. Error "invalid_request" (permanent)
+// on a number without '+', a missing SmsSdkAppId or a limit out of 1..100.
+Result<HttpRequest> build_pull_status_by_phone(const Credentials& credentials, const PullStatusRequest& request,
+                                               std::string_view region, std::int64_t timestamp,
+                                               std::string_view host = kHost);
+
+struct PulledStatus {
+  std::int64_t user_receive_time = 0;  // Unix s
+  std::string phone_number;
+  std::string serial_no;
+  std::string report_status;  // "SUCCESS" or "FAIL"
+  std::string description;
+  std::string session_context;
+};
+
+struct PullStatusResponse {
+  std::optional<ApiError> error;
+  std::vector<PulledStatus> statuses;
+};
+
+// Parses {"Response":{"PullSmsSendStatusSet":[...]}} or an error Response. Error "invalid_response" otherwise.
+Result<PullStatusResponse> parse_pull_status_response(std::string_view body);
+
 // ---- Classification -------------------------------------------------------------------
 
 // Tencent's Code (per-number SendStatus.Code or Response.Error.Code) -> outcome.

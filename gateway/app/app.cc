@@ -14,6 +14,7 @@
 #include "channels/sms/sms_channel.h"
 #include "channels/wechat/wechat_channel.h"
 #include "gateway/app/metrics.h"
+#include "gateway/broadcast/service.h"
 #include "gateway/core/crypto.h"
 #include "gateway/core/link.h"
 #include "gateway/core/text.h"
@@ -22,6 +23,7 @@
 #include "gateway/ledger/evidence_makers.h"
 #include "gateway/ledger/proof_service.h"
 #include "gateway/ledger/redis_log.h"
+#include "gateway/web/web_service.h"
 
 namespace songda {
 namespace {
@@ -60,7 +62,14 @@ App::App(Config config, AppOptions options) : config_(std::move(config)), option
   std::map<std::string, std::string> receipt_namespace;  // provider name -> how its receipts name deliveries
   std::string wechat_token;
   if (!config_.channels.sms.providers.empty()) {
-    auto sms = std::make_unique<sms::SmsChannel>(config_.channels.sms, *http_client_, std::getenv);
+    sms::SmsChannelOptions sms_options;
+    sms_options.take_tokens = [this](const std::string& provider, double rate, std::size_t wanted) -> std::size_t {
+      if (rate <= 0) return wanted;
+      auto n = store_->take_tokens("sms:" + provider, rate, static_cast<long long>(wanted));
+      if (!n.ok()) return 0;  // Redis unreachable: nothing else can be recorded either; retried later
+      return static_cast<std::size_t>(n.value());
+    };
+    auto sms = std::make_unique<sms::SmsChannel>(config_.channels.sms, *http_client_, std::getenv, sms_options);
     sms_ = sms.get();
     channels_.push_back(std::move(sms));
     double rate = 0;
@@ -145,6 +154,27 @@ App::App(Config config, AppOptions options) : config_(std::move(config)), option
   http_->set_read_evidence([](const Delivery& d, std::int64_t now) { return ledger::read_evidence(d, now); });
   proofs_ = std::make_unique<ledger::ProofService>(*redis_, *store_, ledger::ProofOptions{evidence_public_pem_, 3});
   ledger::register_proof_routes(*http_, *proofs_);
+  // Lawyer-group broadcasts: groups, the leased fan-out worker (same evidence and quiet hours as ingest), routes,
+  // and notice.broadcast events that name a group.
+  broadcasts_ =
+      std::make_unique<broadcast::BroadcastService>(*redis_, *store_, config_, plan_options, broadcast::FanoutOptions{},
+                                                    [this](const std::string& ch) { return has_channel(ch); });
+  broadcasts_->fanout().set_evidence(ctx);
+  broadcasts_->fanout().set_due_policy([this](const Delivery& d, std::int64_t now) {
+    return quiet_hours_release(config_.quiet_hours, d.channel, d.urgent, now);
+  });
+  broadcasts_->register_routes(*http_);
+  ingest_->set_broadcast_starter(
+      [this](const CaseEvent& e, std::int64_t now) { return broadcasts_->start_from_event(e, now); });
+  web::WebOptions web_options;
+  web_options.link_secret = options_.link_secret;
+  web_options.document_dir = options_.document_dir;
+  if (const char* dir = std::getenv("SONGDA_DOCUMENT_DIR"); web_options.document_dir.empty() && dir != nullptr) {
+    web_options.document_dir = dir;
+  }
+  web_options.max_streams = std::max(2, config_.http.threads / 2);  // each open stream holds an HTTP worker
+  web_ = std::make_unique<web::WebService>(*http_, *store_, proofs_.get(), web_options);
+  web_->register_routes();
 }
 
 App::~App() { stop(); }  // members below need the complete ledger types, hence out of line
@@ -176,10 +206,17 @@ std::string App::metrics_text() {
               dispatch_counters_.delivered),
       counter("songda_dispatch_retries_total", "Attempts scheduled again", dispatch_counters_.retried),
       counter("songda_dispatch_failed_total", "Deliveries that failed for good", dispatch_counters_.failed),
+      counter("songda_dispatch_in_doubt_asked_total",
+              "Attempts cut off by a crash whose fate was asked of the provider before sending again",
+              dispatch_counters_.in_doubt_asked),
+      counter("songda_dispatch_in_doubt_found_total", "Attempts cut off by a crash that the provider had (not resent)",
+              dispatch_counters_.in_doubt_found),
       counter("songda_receipts_received_total", "Provider receipts received", receipt_counters_.received),
       counter("songda_receipts_applied_total", "Receipts matched to a delivery", receipt_counters_.applied),
-      counter("songda_receipts_unknown_total", "Receipts naming no known delivery (pushed again later)",
+      counter("songda_receipts_unknown_total", "Receipts naming no known delivery when they came (parked)",
               receipt_counters_.unknown),
+      counter("songda_receipts_applied_later_total", "Parked receipts applied once their delivery was known",
+              receipt_counters_.applied_later),
       counter("songda_callbacks_forged_total", "Callbacks refused for a missing or wrong key or signature",
               receipt_counters_.forged),
       MetricSource{"songda_fallbacks_released_total",
@@ -189,6 +226,14 @@ std::string App::metrics_text() {
                    [this] { return static_cast<double>(timers_->cancelled()); }},
       MetricSource{"songda_redis_round_trips_total", "Redis round trips made by this process", true,
                    [] { return static_cast<double>(redis_round_trips()); }},
+      counter("songda_broadcast_pages_total", "Broadcast fan-out pages recorded by this process",
+              broadcasts_->fanout().stats().pages),
+      counter("songda_broadcast_pages_resumed_total", "Broadcast pages found already recorded (resumed after a crash)",
+              broadcasts_->fanout().stats().pages_resumed),
+      counter("songda_broadcast_deliveries_total", "Deliveries planned for broadcast members",
+              broadcasts_->fanout().stats().deliveries),
+      counter("songda_broadcast_cancelled_total", "Broadcast deliveries cancelled before they were sent",
+              broadcasts_->fanout().stats().cancelled),
   };
   for (const auto& ch : channels_) {
     const std::string name(ch->name());
@@ -210,6 +255,15 @@ void App::start() {
     threads_.emplace_back([this, c] { dispatcher_->run(*c, stop_); });
   }
   threads_.emplace_back([this] { timers_->run(stop_, 200); });
+  threads_.emplace_back([this] { broadcasts_->fanout().run(stop_); });
+  threads_.emplace_back([this] {
+    while (!stop_.load()) {
+      if (auto n = receipts_->retry_parked(now_unix_ms()); !n.ok()) {
+        spdlog::warn("receipts: parked receipts not retried: {} ({})", n.error().message, n.error().code);
+      }
+      for (int i = 0; i < 10 && !stop_.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
   checkpointer_->start();
   if (sms_ != nullptr) {
     threads_.emplace_back([this] {
@@ -250,6 +304,8 @@ void App::stop() {
   }
   consumer_.reset();
   checkpointer_->stop();
+  broadcasts_->stop();
+  web_->stop();
   http_->stop();
   spdlog::info("songda: stopped; {} messages, {} events accepted, {} duplicates, {} refused",
                ingest_counters_.messages.load(), ingest_counters_.accepted.load(), ingest_counters_.duplicates.load(),

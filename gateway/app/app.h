@@ -38,6 +38,12 @@ class ProofService;
 namespace sms {
 class SmsChannel;
 }
+namespace broadcast {
+class BroadcastService;
+}
+namespace web {
+class WebService;
+}
 
 struct AppOptions {
   std::string schema_path;  // default: the source tree's schema
@@ -46,6 +52,8 @@ struct AppOptions {
   // Demo and in-process tests only: without SONGDA_EVIDENCE_KEY_FILE / SONGDA_EVIDENCE_SALT, sign the evidence log
   // with a key made for this process (its public key is served at /v1/evidence/public-key). `songda run` never does.
   bool ephemeral_evidence_key = false;
+  // Documents served to parties by SHA-256 (gateway/web/documents.h); default: SONGDA_DOCUMENT_DIR.
+  std::string document_dir;
 };
 
 class App {
@@ -70,6 +78,10 @@ class App {
   // True when this process dispatches the channel (deliveries on other channels wait in their queue).
   [[nodiscard]] bool has_channel(const std::string& name) const;
   [[nodiscard]] std::string link_for(const std::string& delivery_id) const;
+  // Lawyer-group broadcasts (gateway/broadcast): groups, fan-out, progress.
+  broadcast::BroadcastService& broadcasts() { return *broadcasts_; }
+  // The console, party pages and inbox page (gateway/web).
+  web::WebService& web() { return *web_; }
   std::string metrics_text();
   [[nodiscard]] const std::string& evidence_public_key_pem() const { return evidence_public_pem_; }
 
@@ -96,6 +108,8 @@ class App {
   std::unique_ptr<ledger::Checkpointer> checkpointer_;
   std::unique_ptr<ledger::ProofService> proofs_;
   std::string evidence_public_pem_;
+  std::unique_ptr<web::WebService> web_;                     // before http_: outlives the server whose routes use it
+  std::unique_ptr<broadcast::BroadcastService> broadcasts_;  // before http_: outlives the server using its routes
   std::unique_ptr<ApiServer> http_;
   std::vector<std::thread> threads_;
   bool started_ = false;

@@ -15,9 +15,11 @@
 #include <thread>
 
 #include "gateway/app/app.h"
+#include "gateway/broadcast/demo_step.h"
 #include "gateway/core/crypto.h"
 #include "gateway/core/text.h"
 #include "gateway/ledger/verify_cli.h"
+#include "gateway/web/web_service.h"
 #include "simulator/simulator.h"
 
 namespace songda {
@@ -104,6 +106,26 @@ int run_demo(const DemoOptions& opts) {
     setenv("SONGDA_ADMIN_TOKEN", admin.c_str(), 1);
   }
 
+  // A court-scoped API key for the clerk console (the operator token sees every court).
+  std::string court_key;
+  const std::string console_court = "HN-SQ-ZY";
+  if (const char* keys = std::getenv("SONGDA_API_KEYS"); keys == nullptr || *keys == '\0') {
+    court_key = "demo-court-" + to_hex(random_bytes(12));
+    setenv("SONGDA_API_KEYS", (console_court + "=" + court_key).c_str(), 1);
+  }
+
+  // The documents parties download from their links, stored by SHA-256 (gateway/web/documents.h). The examples'
+  // hashes are those of the sample bytes below, so the demo can serve them and prove what it served.
+  std::string document_dir;
+  if (const char* dir = std::getenv("SONGDA_DOCUMENT_DIR"); dir != nullptr && *dir != '\0') {
+    document_dir = dir;
+  } else {
+    const auto dir_path = std::filesystem::temp_directory_path() / ("songda-demo-documents-" + to_hex(random_bytes(4)));
+    std::filesystem::create_directories(dir_path);
+    for (const std::string sample : {"test", "foo"}) std::ofstream(dir_path / sha256_hex(sample)) << sample;
+    document_dir = dir_path.string();
+  }
+
   // SMS and WeChat providers are played by our simulator (their documented wire formats, signatures checked,
   // receipts pushed back to our callbacks); email goes to a real SMTP server when SONGDA_DEMO_SMTP_URL names one.
   SimulatorOptions sim_options;
@@ -142,6 +164,7 @@ int run_demo(const DemoOptions& opts) {
 
   AppOptions app_options;
   app_options.ephemeral_evidence_key = true;
+  app_options.document_dir = document_dir;
   App app(config, app_options);
   app.start();
   sim.set_callback_base("http://" + app.http().host() + ":" + std::to_string(app.http().port()));
@@ -283,6 +306,14 @@ int run_demo(const DemoOptions& opts) {
               << s.value("receipts_acked", 0) << " receipt(s) acknowledged by Songda\n";
   }
 
+  // A lawyer-group broadcast: a small group (one bad import row), one notice, its progress, one member's proof.
+  broadcast::DemoStepOptions broadcast_step;
+  broadcast_step.host = app.http().host();
+  broadcast_step.port = app.http().port();
+  broadcast_step.token = admin;
+  broadcast_step.public_key_pem = app.evidence_public_key_pem();
+  const bool broadcast_ok = broadcast::run_demo_step(broadcast_step, std::cout);
+
   // The proof of service of one delivery: fetched from the API as a clerk would, verified offline.
   bool verified = false;
   std::string certificate_path;
@@ -322,13 +353,45 @@ int run_demo(const DemoOptions& opts) {
     }
   }
 
-  const bool ok = settled && dlq.size() == expected_dlq && c.duplicates.load() == 1 && !opened.empty() && verified;
+  const bool ok =
+      settled && dlq.size() == expected_dlq && c.duplicates.load() == 1 && !opened.empty() && verified && broadcast_ok;
   if (opts.serve) {
     const std::string base = "http://" + app.http().host() + ":" + std::to_string(app.http().port());
     std::cout << "\nServing. Try:\n  curl -H 'Authorization: Bearer " << admin << "' " << base << "/v1/deliveries/"
               << (views.empty() ? std::string("ID") : views.front().delivery.id) << "\n  curl " << base
-              << "/readyz\n  curl " << base << "/metrics\nCtrl-C to stop.\n"
-              << std::flush;
+              << "/readyz\n  curl " << base << "/metrics\n";
+    std::string console_case = "(2026)豫14民初123号";
+    for (const auto& v : views) {
+      if (v.delivery.court_id == console_court) {
+        console_case = v.delivery.case_number;
+        break;
+      }
+    }
+    std::cout << "\nClerk console (in a browser): " << base << "/console/\n  sign in with the API key of "
+              << console_court << ": " << (court_key.empty() ? std::string("(from SONGDA_API_KEYS)") : court_key)
+              << "\n  or the operator token: " << admin << "\n  then search the case number " << console_case << "\n";
+    // A message that really went out (not a held fallback), with a document; SMS preferred, the console's court.
+    const DeliveryView* party = nullptr;
+    for (const auto& v : views) {
+      const bool sent = v.status == "SENT" || v.status == "DELIVERED" || v.status == "READ";
+      if (!sent || !v.delivery.document || v.delivery.channel == kChannelInApp) continue;
+      if (party == nullptr || (v.delivery.court_id == console_court && v.delivery.channel == kChannelSms)) party = &v;
+    }
+    if (party != nullptr) {
+      std::string link = app.link_for(party->delivery.id);
+      if (config.http.public_base_url.empty()) link = base + link.substr(link.find("/r/"));
+      std::cout << "Party link (the one in " << party->delivery.recipient_name << "'s " << party->delivery.channel
+                << " message; opening it records READ, the document RETRIEVED, 「确认收到」 ACKNOWLEDGED):\n  " << link
+                << "\n";
+    }
+    for (const auto& v : views) {
+      if (v.delivery.channel == kChannelInApp) {
+        std::cout << "In-app inbox of " << v.delivery.recipient_name << " (live): " << base
+                  << app.web().inbox_path(v.delivery.address, now_unix_ms() / 1000) << "\n";
+        break;
+      }
+    }
+    std::cout << "Ctrl-C to stop.\n" << std::flush;
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     while (!g_interrupted.load()) std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -338,7 +401,7 @@ int run_demo(const DemoOptions& opts) {
   if (!ok) {
     std::cerr << "demo: not everything happened as expected (settled=" << settled << ", verified=" << verified
               << ", dlq=" << dlq.size() << ", duplicates=" << c.duplicates.load() << ", opened=" << !opened.empty()
-              << ")\n";
+              << ", broadcast=" << broadcast_ok << ")\n";
     return 1;
   }
   return 0;

@@ -826,6 +826,12 @@ void read_dispatch(Checker& c, const YAML::Node& key, const YAML::Node& node, Di
                 [&](const YAML::Node& fk, const YAML::Node& v) {
                   if (auto n = read_int(c, fk, v, "dispatch.poll_ms", 1, 60000, "ms")) d.poll_ms = *n;
                 }},
+               {"in_doubt_wait_ms",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto n = read_int(c, fk, v, "dispatch.in_doubt_wait_ms", 0, 86400000, "ms")) {
+                    d.in_doubt_wait_ms = *n;
+                  }
+                }},
            });
 }
 

@@ -44,6 +44,9 @@ struct DispatchConfig {
   int batch = 100;       // deliveries claimed per Redis round trip
   int lease_ms = 30000;  // a claimed delivery not completed within this is resumed by any instance
   int poll_ms = 50;      // idle wait between claims
+  // An attempt whose outcome was never recorded (the process died mid-send) is not simply sent again: after
+  // this wait (long enough for the provider's delivery report) the channel asks the provider whether it has it.
+  int in_doubt_wait_ms = 60000;
 };
 
 // ---- Channels and providers (issue: channels). Secrets are never here: each provider

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -21,95 +22,147 @@ std::int64_t RetryPolicy::delay_ms(int attempts, std::mt19937_64& rng) const {
 Dispatcher::Dispatcher(DeliveryStore& store, DispatchConfig config, RetryPolicy retry, DispatchCounters& counters)
     : store_(store), config_(config), retry_(retry), counters_(counters) {}
 
+std::string masked_message_id(const std::string& id) {
+  const auto colon = id.rfind(':');
+  if (colon == std::string::npos) return id;
+  const std::string tail = id.substr(colon + 1);
+  const bool number = tail.size() >= 7 && std::all_of(tail.begin(), tail.end(),
+                                                      [](char ch) { return (ch >= '0' && ch <= '9') || ch == '+'; });
+  return number ? id.substr(0, colon + 1) + mask_phone(tail) : id;
+}
+
+Completion Dispatcher::completion_for(const std::string& channel, const Delivery& d, const SendOutcome& o, int attempts,
+                                      std::int64_t done_ms) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  Completion c;
+  c.id = d.id;
+  c.channel = channel;
+  c.provider = o.provider;
+  c.provider_message_id = o.provider_message_id;
+  c.segments = o.segments;
+  switch (o.kind) {
+    case SendOutcome::Kind::kDelivered:
+      c.status = "DELIVERED";
+      c.detail = o.provider + " " + o.code;
+      counters_.delivered.fetch_add(1);
+      break;
+    case SendOutcome::Kind::kAccepted:
+      c.status = "SENT";
+      // The timeline is shown to clerks: the number inside an Aliyun message id ("<BizId>:<number>") is masked.
+      c.detail = o.provider + " accepted " + masked_message_id(o.provider_message_id);
+      if (receipt_key_) c.receipt_key = receipt_key_(o);
+      counters_.sent.fetch_add(1);
+      break;
+    case SendOutcome::Kind::kRetryable:
+      if (attempts >= retry_.max_attempts) {
+        c.status = "FAILED";
+        c.detail = "gave up after " + std::to_string(attempts) + " attempts; last: " + o.code + " " + o.message;
+        counters_.failed.fetch_add(1);
+      } else {
+        c.retry_at_ms = quiet_hours_release(quiet_, channel, d.urgent, done_ms + retry_.delay_ms(attempts, rng));
+        c.detail = "attempt " + std::to_string(attempts) + ": " + o.code + " " + o.message;
+        counters_.retried.fetch_add(1);
+      }
+      break;
+    case SendOutcome::Kind::kPermanent:
+      c.status = "FAILED";
+      c.detail = o.code + " " + o.message;
+      counters_.failed.fetch_add(1);
+      break;
+  }
+  if (evidence_ && c.retry_at_ms == 0) c.evidence = evidence_(d, o, c.status, done_ms);
+  return c;
+}
+
 Result<int> Dispatcher::run_once(Channel& channel, std::int64_t now_ms) {
   const std::string ch(channel.name());
   const auto rate = rates_.find(ch);
   auto claimed = store_.claim_due(ch, now_ms, config_.lease_ms, config_.batch, rate == rates_.end() ? 0 : rate->second);
   if (!claimed.ok()) return claimed.error();
   if (claimed->empty()) return 0;
+  const auto handled = static_cast<int>(claimed->size());
 
-  // A delivery whose lease ran out more often than it may be attempted (its outcome could not be recorded,
-  // or instances kept dying mid-send) is not sent again: each resend could be a real second SMS.
-  std::vector<ClaimedDelivery> exhausted;
+  std::vector<Completion> completions;
   std::vector<ClaimedDelivery> sendable;
-  for (auto& c : claimed.value()) (c.attempts > retry_.max_attempts ? exhausted : sendable).push_back(std::move(c));
-  if (!exhausted.empty()) {
-    std::vector<Completion> give_up;
-    for (const auto& c : exhausted) {
+  for (auto& c : claimed.value()) {
+    // A delivery whose lease ran out more often than it may be attempted (its outcome could not be recorded,
+    // or instances kept dying mid-send) is not sent again: each resend could be a real second SMS.
+    if (c.attempts > retry_.max_attempts) {
       Completion g;
       g.id = c.delivery.id;
       g.channel = ch;
       g.status = "FAILED";
       g.detail = "attempts exhausted (" + std::to_string(c.attempts) + "): outcomes could not be recorded";
-      give_up.push_back(std::move(g));
+      completions.push_back(std::move(g));
       counters_.failed.fetch_add(1);
+      continue;
     }
-    if (auto s = store_.complete_batch(give_up, now_ms); !s.ok()) return s.error();
-    if (sendable.empty()) return static_cast<int>(exhausted.size());
-  }
-  claimed.value() = std::move(sendable);
-
-  std::vector<Delivery> batch;
-  batch.reserve(claimed->size());
-  for (auto& c : claimed.value()) batch.push_back(c.delivery);
-  const auto outcomes = channel.send(batch);
-
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::vector<Completion> completions;
-  completions.reserve(batch.size());
-  const std::int64_t done_ms = now_unix_ms();
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    const Delivery& d = batch[i];
-    const SendOutcome o =
-        i < outcomes.size() ? outcomes[i] : SendOutcome{SendOutcome::Kind::kRetryable,
-                                                        "",
-                                                        "",
-                                                        "no_outcome",
-                                                        "channel returned fewer outcomes than deliveries",
-                                                        "",
-                                                        0};
-    Completion c;
-    c.id = d.id;
-    c.channel = ch;
-    c.provider = o.provider;
-    c.provider_message_id = o.provider_message_id;
-    c.segments = o.segments;
-    const int attempts = (*claimed)[i].attempts;
-    switch (o.kind) {
-      case SendOutcome::Kind::kDelivered:
-        c.status = "DELIVERED";
-        c.detail = o.provider + " " + o.code;
-        counters_.delivered.fetch_add(1);
-        break;
-      case SendOutcome::Kind::kAccepted:
-        c.status = "SENT";
-        c.detail = o.provider + " accepted " + o.provider_message_id;
-        if (receipt_key_) c.receipt_key = receipt_key_(o);
-        counters_.sent.fetch_add(1);
-        break;
-      case SendOutcome::Kind::kRetryable:
-        if (attempts >= retry_.max_attempts) {
-          c.status = "FAILED";
-          c.detail = "gave up after " + std::to_string(attempts) + " attempts; last: " + o.code + " " + o.message;
-          counters_.failed.fetch_add(1);
-        } else {
-          c.retry_at_ms = quiet_hours_release(quiet_, ch, d.urgent, done_ms + retry_.delay_ms(attempts, rng));
-          c.detail = "attempt " + std::to_string(attempts) + ": " + o.code + " " + o.message;
-          counters_.retried.fetch_add(1);
-        }
-        break;
-      case SendOutcome::Kind::kPermanent:
-        c.status = "FAILED";
-        c.detail = o.code + " " + o.message;
-        counters_.failed.fetch_add(1);
-        break;
+    if (c.in_doubt_since_ms == 0) {
+      sendable.push_back(std::move(c));
+      continue;
     }
-    if (evidence_ && c.retry_at_ms == 0) c.evidence = evidence_(d, o, c.status, done_ms);
-    completions.push_back(std::move(c));
+    // An earlier attempt died mid-send: the provider may have the message. Wait for its report to be in, then
+    // ask it, and send only if it does not have it.
+    const std::int64_t ask_at = c.in_doubt_since_ms + config_.in_doubt_wait_ms;
+    if (now_ms < ask_at) {
+      Completion w;
+      w.id = c.delivery.id;
+      w.channel = ch;
+      w.retry_at_ms = ask_at;
+      w.still_in_doubt = true;
+      w.detail = "the attempt begun at " + std::to_string(c.in_doubt_since_ms) +
+                 " ms has no recorded outcome (the process stopped); asking the provider before sending again";
+      completions.push_back(std::move(w));
+      continue;
+    }
+    const Delivery one[] = {c.delivery};
+    const auto prior = channel.find_prior_sends(one, c.in_doubt_since_ms);
+    const PriorSend p = prior.empty() ? PriorSend{} : prior.front();
+    counters_.in_doubt_asked.fetch_add(1);
+    if (p.kind == PriorSend::Kind::kSent) counters_.in_doubt_found.fetch_add(1);
+    switch (p.kind) {
+      case PriorSend::Kind::kNotSent:
+        sendable.push_back(std::move(c));
+        break;
+      case PriorSend::Kind::kSent:
+        completions.push_back(completion_for(ch, c.delivery, p.outcome, c.attempts, now_unix_ms()));
+        break;
+      case PriorSend::Kind::kUnknown: {
+        thread_local std::mt19937_64 rng{std::random_device{}()};
+        Completion w;
+        w.id = c.delivery.id;
+        w.channel = ch;
+        w.retry_at_ms = now_unix_ms() + retry_.delay_ms(c.attempts, rng);
+        w.still_in_doubt = true;
+        w.detail =
+            "provider cannot tell yet whether it has the earlier attempt: " + p.outcome.code + " " + p.outcome.message;
+        completions.push_back(std::move(w));
+        break;
+      }
+    }
   }
-  // If this fails the lease runs out and the deliveries are sent again with the same idempotency key.
-  if (auto s = store_.complete_batch(completions, done_ms); !s.ok()) return s.error();
-  return static_cast<int>(batch.size());
+
+  if (!sendable.empty()) {
+    std::vector<Delivery> batch;
+    batch.reserve(sendable.size());
+    for (auto& c : sendable) batch.push_back(c.delivery);
+    const auto outcomes = channel.send(batch);
+    const std::int64_t done_ms = now_unix_ms();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const SendOutcome o =
+          i < outcomes.size() ? outcomes[i] : SendOutcome{SendOutcome::Kind::kRetryable,
+                                                          "",
+                                                          "",
+                                                          "no_outcome",
+                                                          "channel returned fewer outcomes than deliveries",
+                                                          "",
+                                                          0};
+      completions.push_back(completion_for(ch, batch[i], o, sendable[i].attempts, done_ms));
+    }
+  }
+  // If this fails the lease runs out, and the next claim finds the attempts in doubt.
+  if (auto s = store_.complete_batch(completions, now_unix_ms()); !s.ok()) return s.error();
+  return handled;
 }
 
 void Dispatcher::run(Channel& channel, const std::atomic<bool>& stop) {

@@ -5,7 +5,9 @@
 //   retryable -> scheduled again with exponential backoff and jitter, until
 //                max_attempts, then FAILED;  permanent -> FAILED, reason verbatim.
 // The same delivery id goes to the provider on every attempt, as its
-// idempotency key, so a resumed send is never a second message.
+// idempotency key. An attempt cut off by a crash (claimed, never completed)
+// is in doubt: after dispatch.in_doubt_wait_ms the channel asks the provider
+// whether it has it (Channel::find_prior_sends) and sends only if not.
 //
 // Thread-safety: run_once() may be called from several threads; each call
 // claims disjoint deliveries.
@@ -42,7 +44,12 @@ struct DispatchCounters {
   std::atomic<std::uint64_t> delivered{0};
   std::atomic<std::uint64_t> retried{0};
   std::atomic<std::uint64_t> failed{0};
+  std::atomic<std::uint64_t> in_doubt_asked{0};  // attempts cut off by a crash, looked up at the provider
+  std::atomic<std::uint64_t> in_doubt_found{0};  // ... that the provider had: not sent again
 };
+
+// "<BizId>:<number>" with the number masked (ids without a number suffix are returned as they are).
+std::string masked_message_id(const std::string& id);
 
 class Dispatcher {
  public:
@@ -62,6 +69,8 @@ class Dispatcher {
   void run(Channel& channel, const std::atomic<bool>& stop);
 
  private:
+  Completion completion_for(const std::string& channel, const Delivery& d, const SendOutcome& o, int attempts,
+                            std::int64_t done_ms);
   DeliveryStore& store_;
   DispatchConfig config_;
   RetryPolicy retry_;

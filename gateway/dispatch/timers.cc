@@ -9,19 +9,30 @@
 
 namespace songda {
 
+namespace {
+// A fired timer whose evidence is still missing this long after it fired lost its firer (a crash in between).
+constexpr std::int64_t kUnsettledAfterMs = 10'000;
+}  // namespace
+
 Result<int> FallbackTimers::run_once(std::int64_t now_ms) {
   auto fired = store_.fire_due_timers(now_ms, 500);
   if (!fired.ok()) return fired.error();
-  std::vector<EvidenceLeaf> leaves;
   for (const auto& t : fired.value()) {
     (t.released ? released_ : cancelled_).fetch_add(1);
     spdlog::info("fallback {}: {} ({} was {})", t.released ? "released" : "cancelled", t.delivery_id, t.from_id,
                  t.from_status);
-    if (evidence_) {
-      for (auto& l : evidence_(t, now_ms)) leaves.push_back(std::move(l));
+  }
+  auto orphans = store_.unsettled_timers(now_ms - kUnsettledAfterMs, 100);
+  if (!orphans.ok()) return orphans.error();
+  std::vector<std::pair<std::string, std::vector<EvidenceLeaf>>> settled;
+  for (const auto* list : {&fired.value(), &orphans.value()}) {
+    for (const auto& t : *list) {
+      settled.emplace_back(t.delivery_id, evidence_ ? evidence_(t, t.fired_ms) : std::vector<EvidenceLeaf>{});
     }
   }
-  if (auto s = store_.append_evidence(leaves); !s.ok()) return s.error();
+  if (!orphans->empty())
+    spdlog::warn("fallback timers: {} fired earlier without their evidence; recording it now", orphans->size());
+  if (auto s = store_.settle_timers(settled); !s.ok()) return s.error();
   return static_cast<int>(fired->size());
 }
 

@@ -1,6 +1,9 @@
 // Fallback timers: every instance runs this loop; each due timer fires exactly
 // once across all of them (the Redis script removes it as it acts). A released
 // fallback goes to its channel's queue; a cancelled one is recorded as such.
+// Its FALLBACK evidence is appended by a second script that also marks the
+// timer settled; a timer fired by an instance that died before that is found
+// unsettled 10 s later by any instance, and its evidence appended then, once.
 //
 // Thread-safety: run() on one thread per process.
 #pragma once

@@ -41,6 +41,10 @@ void IngestPipeline::set_due_policy(std::function<std::int64_t(const Delivery&, 
   due_policy_ = std::move(policy);
 }
 
+void IngestPipeline::set_broadcast_starter(std::function<Status(const CaseEvent&, std::int64_t)> starter) {
+  broadcast_starter_ = std::move(starter);
+}
+
 Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int64_t now_ms) {
   std::vector<EventToRecord> to_record;
   std::vector<const KafkaMessage*> recorded_from;
@@ -61,6 +65,13 @@ Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int6
     if (!event.ok()) {
       reject(m, event.error());
       continue;
+    }
+    if (broadcast_starter_) {
+      if (auto s = broadcast_starter_(event.value(), now_ms); !s.ok()) {
+        if (s.error().retryable) return s.error();
+        reject(m, s.error());
+        continue;
+      }
     }
     auto plan = plan_event(event.value(), config_, plan_options_);
     if (!plan.ok()) {
@@ -94,6 +105,7 @@ Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int6
 
   auto outcomes = store_.record_batch(to_record, now_ms);
   if (!outcomes.ok()) return outcomes.error();
+  rejection_evidence.clear();  // recorded with the batch; what follows are conflicts found by the batch itself
   for (std::size_t i = 0; i < recorded_from.size(); ++i) {
     switch (outcomes.value()[i]) {
       case RecordOutcome::kNew:
@@ -111,6 +123,9 @@ Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int6
         break;
     }
   }
+  // A conflict is only known once the batch is recorded: its SUBMISSION_REJECTED follows in a second round trip
+  // (before the DLQ write and the offset commit, so a failure here retries the batch).
+  if (auto s = store_.append_evidence(rejection_evidence); !s.ok()) return s.error();
   if (!dead.empty()) {
     auto s = dlq_.send(dead);
     if (!s.ok()) return s.error();

@@ -67,6 +67,10 @@ class IngestPipeline {
   void set_evidence(EvidenceMaker accepted, RejectionEvidenceMaker rejected);
   // Decides when dispatch of a delivery may start (quiet hours); default: now.
   void set_due_policy(std::function<std::int64_t(const Delivery&, std::int64_t now_ms)> policy);
+  // Called with every valid event before it is recorded: starts the group fan-out of a notice.broadcast event
+  // that names a group (idempotent). A permanent error refuses the message to the DLQ; a retryable one fails
+  // the batch (retried).
+  void set_broadcast_starter(std::function<Status(const CaseEvent&, std::int64_t now_ms)> starter);
 
   Status process(const std::vector<KafkaMessage>& batch, std::int64_t now_ms);
 
@@ -80,6 +84,7 @@ class IngestPipeline {
   EvidenceMaker accepted_evidence_;
   RejectionEvidenceMaker rejected_evidence_;
   std::function<std::int64_t(const Delivery&, std::int64_t)> due_policy_;
+  std::function<Status(const CaseEvent&, std::int64_t)> broadcast_starter_;
 };
 
 // Polls, processes and stores offsets until `stop` is set, then commits and returns.

@@ -81,10 +81,16 @@ Result<CaseEvent> EventValidator::validate(std::string_view bytes) const {
     return Error::permanent("no_recipients", "event has no recipients; at least one is required");
   }
 
-  valijson::Validator validator;
-  valijson::ValidationResults results;
+  // One validator per thread, kept: it caches the compiled std::regex of every "pattern" in the schema.
+  // A fresh one per event compiled them all again, which was a quarter of the gateway's CPU under load
+  // (bench/README.md). The cache is keyed by the pattern text, so it is right for any schema.
+  thread_local valijson::Validator validator;
   valijson::adapters::NlohmannJsonAdapter target(doc);
-  if (!validator.validate(impl_->schema, target, &results)) {
+  // Without a results object valijson stops at the first failed constraint; the messages are collected
+  // by a second pass only for an event that failed.
+  if (!validator.validate(impl_->schema, target, nullptr)) {
+    valijson::ValidationResults results;
+    validator.validate(impl_->schema, target, &results);
     std::string msg;
     valijson::ValidationResults::Error err;
     int shown = 0;

@@ -358,6 +358,36 @@ EvidenceRecord read_record(const Delivery& d, std::int64_t now_ms) {
   return for_delivery(d, EvidenceType::kRead, "inbox-read", now_ms, now_ms, std::move(details));
 }
 
+EvidenceRecord link_read_record(const Delivery& d, std::int64_t now_ms, const std::string& client) {
+  Json details = {{"identified_by",
+                   "signed party link: the link sent to this address (/r/{token}, HMAC-signed, bound to this "
+                   "delivery) was opened in a browser (链接已打开)"},
+                  {"client", cap(repair_utf8(client), 256)}};
+  return for_delivery(d, EvidenceType::kRead, "link-read", now_ms, now_ms, std::move(details));
+}
+
+EvidenceRecord retrieved_record(const Delivery& d, const std::string& served_sha256, std::uint64_t bytes,
+                                std::int64_t now_ms, const std::string& client) {
+  Json details = {
+      {"identified_by", "signed party link: the document was downloaded from /r/{token}/document (文书已下载)"},
+      {"served_sha256", served_sha256},
+      {"served_bytes", bytes},
+      {"client", cap(repair_utf8(client), 256)}};
+  if (d.document) {
+    details["document_id"] = repair_utf8(d.document->id);
+    details["document_sha256"] = d.document->sha256;
+  }
+  return for_delivery(d, EvidenceType::kRetrieved, served_sha256, now_ms, now_ms, std::move(details));
+}
+
+EvidenceRecord acknowledged_record(const Delivery& d, std::int64_t now_ms, const std::string& client) {
+  Json details = {{"method",
+                   "online confirmation: the recipient pressed 「确认收到」 on the signed party link page "
+                   "(在线确认, 在线诉讼规则第33条)"},
+                  {"client", cap(repair_utf8(client), 256)}};
+  return for_delivery(d, EvidenceType::kAcknowledged, "link-ack", now_ms, now_ms, std::move(details));
+}
+
 EvidenceRecord fallback_record(const Delivery& held, const TimerOutcome& t, std::int64_t now_ms) {
   const std::string action = t.released ? "released" : "cancelled";
   const std::string wanted = held.hold_unless.empty() ? "DELIVERED" : held.hold_unless;
@@ -422,6 +452,19 @@ std::vector<EvidenceLeaf> receipt_evidence(const Delivery& d, const std::string&
 
 std::vector<EvidenceLeaf> read_evidence(const Delivery& d, std::int64_t now_ms) {
   return to_leaves({read_record(d, now_ms)});
+}
+
+std::vector<EvidenceLeaf> link_read_evidence(const Delivery& d, std::int64_t now_ms, const std::string& client) {
+  return to_leaves({link_read_record(d, now_ms, client)});
+}
+
+std::vector<EvidenceLeaf> retrieved_evidence(const Delivery& d, const std::string& served_sha256, std::uint64_t bytes,
+                                             std::int64_t now_ms, const std::string& client) {
+  return to_leaves({retrieved_record(d, served_sha256, bytes, now_ms, client)});
+}
+
+std::vector<EvidenceLeaf> acknowledged_evidence(const Delivery& d, std::int64_t now_ms, const std::string& client) {
+  return to_leaves({acknowledged_record(d, now_ms, client)});
 }
 
 std::vector<EvidenceLeaf> fallback_evidence(const Delivery& held, const TimerOutcome& t, std::int64_t now_ms) {

@@ -82,6 +82,13 @@ std::vector<evidence::EvidenceRecord> outcome_records(const Delivery& d, const S
 evidence::EvidenceRecord receipt_record(const Delivery& d, const std::string& provider, const ReceiptUpdate& u,
                                         std::int64_t now_ms);
 evidence::EvidenceRecord read_record(const Delivery& d, std::int64_t now_ms);
+// The party pages (gateway/web): the recipient opened the signed link /r/{token} (READ), downloaded the
+// document from it (RETRIEVED, with the SHA-256 of the bytes actually served), or pressed 「确认收到」
+// (ACKNOWLEDGED). `client` is what the browser said about itself (user agent, truncated), kept as context.
+evidence::EvidenceRecord link_read_record(const Delivery& d, std::int64_t now_ms, const std::string& client);
+evidence::EvidenceRecord retrieved_record(const Delivery& d, const std::string& served_sha256, std::uint64_t bytes,
+                                          std::int64_t now_ms, const std::string& client);
+evidence::EvidenceRecord acknowledged_record(const Delivery& d, std::int64_t now_ms, const std::string& client);
 // held: the fallback delivery whose timer fired.
 evidence::EvidenceRecord fallback_record(const Delivery& held, const TimerOutcome& t, std::int64_t now_ms);
 
@@ -99,6 +106,10 @@ std::vector<EvidenceLeaf> receipt_evidence(const Delivery& d, const std::string&
                                            std::int64_t now_ms);
 // For DeliveryStore::mark_read(app_user, id, now_ms, read_evidence(delivery, now_ms)).
 std::vector<EvidenceLeaf> read_evidence(const Delivery& d, std::int64_t now_ms);
+std::vector<EvidenceLeaf> link_read_evidence(const Delivery& d, std::int64_t now_ms, const std::string& client);
+std::vector<EvidenceLeaf> retrieved_evidence(const Delivery& d, const std::string& served_sha256, std::uint64_t bytes,
+                                             std::int64_t now_ms, const std::string& client);
+std::vector<EvidenceLeaf> acknowledged_evidence(const Delivery& d, std::int64_t now_ms, const std::string& client);
 std::vector<EvidenceLeaf> fallback_evidence(const Delivery& held, const TimerOutcome& t, std::int64_t now_ms);
 
 // Sets every hook: ingest (accepted + rejected), dispatch outcomes, receipts and fallback timers.

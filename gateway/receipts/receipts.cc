@@ -3,6 +3,8 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <optional>
+
 #include "channels/sms/aliyun_protocol.h"
 #include "channels/sms/tencent_protocol.h"
 #include "channels/wechat/wechat_protocol.h"
@@ -11,23 +13,43 @@
 
 namespace songda {
 
-Result<int> ReceiptProcessor::apply(const std::vector<ReceiptUpdate>& updates, std::int64_t now_ms) {
-  counters_.received.fetch_add(updates.size());
+namespace {
+
+nlohmann::json parked_json(const ReceiptUpdate& u) {
+  return {{"key", u.key},       {"channel", u.channel},       {"delivered", u.delivered},
+          {"reason", u.reason}, {"time", u.provider_time_ms}, {"raw", u.raw}};
+}
+
+std::optional<ReceiptUpdate> from_parked(const std::string& text) {
+  const auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  ReceiptUpdate u;
+  u.key = j.value("key", "");
+  u.channel = j.value("channel", "");
+  u.delivered = j.value("delivered", false);
+  u.reason = j.value("reason", "");
+  u.provider_time_ms = j.value("time", std::int64_t{0});
+  u.raw = j.value("raw", "");
+  if (u.key.empty()) return std::nullopt;
+  return u;
+}
+
+}  // namespace
+
+Result<std::vector<bool>> ReceiptProcessor::settle(const std::vector<ReceiptUpdate>& updates, std::int64_t now_ms) {
   std::vector<std::string> keys;
   keys.reserve(updates.size());
   for (const auto& u : updates) keys.push_back(u.key);
   auto found = store_.lookup_receipt_keys(keys);
   if (!found.ok()) return found.error();
   std::vector<Completion> completions;
-  int unknown = 0;
+  std::vector<bool> matched(updates.size(), false);
   for (std::size_t i = 0; i < updates.size(); ++i) {
     const auto& u = updates[i];
     const std::string& v = found.value()[i];
     const auto bar = v.find('|');
-    if (v.empty() || bar == std::string::npos) {
-      ++unknown;
-      continue;
-    }
+    if (v.empty() || bar == std::string::npos) continue;
+    matched[i] = true;
     Completion c;
     c.id = v.substr(0, bar);
     c.provider = v.substr(bar + 1);
@@ -40,8 +62,45 @@ Result<int> ReceiptProcessor::apply(const std::vector<ReceiptUpdate>& updates, s
   }
   if (auto s = store_.complete_batch(completions, now_ms); !s.ok()) return s.error();
   counters_.applied.fetch_add(completions.size());
-  counters_.unknown.fetch_add(static_cast<std::uint64_t>(unknown));
-  return unknown;
+  return matched;
+}
+
+Result<int> ReceiptProcessor::apply(const std::vector<ReceiptUpdate>& updates, std::int64_t now_ms) {
+  counters_.received.fetch_add(updates.size());
+  auto matched = settle(updates, now_ms);
+  if (!matched.ok()) return matched.error();
+  std::vector<std::pair<std::string, std::string>> park;
+  for (std::size_t i = 0; i < updates.size(); ++i) {
+    if (!matched.value()[i]) park.emplace_back(updates[i].key, parked_json(updates[i]).dump());
+  }
+  if (auto s = store_.park_receipts(park, now_ms); !s.ok()) return s.error();
+  counters_.unknown.fetch_add(park.size());
+  return static_cast<int>(park.size());
+}
+
+Result<int> ReceiptProcessor::retry_parked(std::int64_t now_ms) {
+  auto parked = store_.take_parked_receipts(now_ms - 1000, now_ms, 500);
+  if (!parked.ok()) return parked.error();
+  std::vector<ReceiptUpdate> updates;
+  std::vector<std::string> unreadable;
+  for (const auto& [key, text] : parked.value()) {
+    if (auto u = from_parked(text)) {
+      updates.push_back(std::move(*u));
+    } else {
+      unreadable.push_back(key);  // cannot happen unless edited by hand; kept, logged
+    }
+  }
+  for (const auto& key : unreadable) spdlog::error("receipts: parked receipt {} is unreadable; left in place", key);
+  if (updates.empty()) return 0;
+  auto matched = settle(updates, now_ms);
+  if (!matched.ok()) return matched.error();
+  std::vector<std::string> done;
+  for (std::size_t i = 0; i < updates.size(); ++i) {
+    if (matched.value()[i]) done.push_back(updates[i].key);
+  }
+  if (auto s = store_.unpark_receipts(done); !s.ok()) return s.error();
+  counters_.applied_later.fetch_add(done.size());
+  return static_cast<int>(done.size());
 }
 
 namespace {
@@ -50,7 +109,8 @@ bool sms_key_ok(const httplib::Request& req, const CallbackSecrets& s) {
   return !s.sms_key.empty() && req.has_param("key") && constant_time_equal(req.get_param_value("key"), s.sms_key);
 }
 
-// Applies and answers: provider's ack on success, 503 when something must be pushed again.
+// Applies and answers: provider's ack once every receipt is applied or parked, 503 when Redis failed (then
+// the provider pushes again).
 void finish(httplib::Response& res, ReceiptProcessor& p, const std::vector<ReceiptUpdate>& updates,
             const std::string& ack, const std::string& content_type) {
   auto r = p.apply(updates, now_unix_ms());
@@ -59,9 +119,7 @@ void finish(httplib::Response& res, ReceiptProcessor& p, const std::vector<Recei
     return send_error(res, 503, r.error().code, "temporarily unavailable; push again");
   }
   if (r.value() > 0) {
-    spdlog::warn("receipts: {} of {} name no known delivery yet; asking the provider to push again", r.value(),
-                 updates.size());
-    return send_error(res, 503, "unknown_delivery", "not yet known; push again");
+    spdlog::info("receipts: {} of {} name no known delivery yet; parked until it is", r.value(), updates.size());
   }
   res.status = 200;
   res.set_content(ack, content_type);

@@ -1,9 +1,11 @@
 // Receipts: provider delivery reports (HTTP callbacks) move a delivery to
 // DELIVERED or FAILED with the provider's verbatim reason and time. A repeated
 // receipt changes nothing (status moves only forward; evidence is appended only
-// when the status changed). A receipt for a delivery not yet known (the
-// provider can be faster than our own bookkeeping) is answered with 503 so the
-// provider pushes it again later.
+// when the status changed). A receipt naming no delivery we know yet (the
+// provider can be faster than our own bookkeeping, or a crash lost the send's
+// outcome) is parked in Redis without expiry, acknowledged, and applied by
+// retry_parked() once its delivery is known; providers push only a few times,
+// so asking them to push again would lose it.
 //
 // Callback authentication: Aliyun and Tencent pushes carry no signature, so
 // their URLs carry a secret, ?key=<SONGDA_CALLBACK_KEY>; WeChat pushes are
@@ -36,7 +38,8 @@ struct ReceiptUpdate {
 struct ReceiptCounters {
   std::atomic<std::uint64_t> received{0};
   std::atomic<std::uint64_t> applied{0};
-  std::atomic<std::uint64_t> unknown{0};
+  std::atomic<std::uint64_t> unknown{0};        // parked: named no known delivery when they came
+  std::atomic<std::uint64_t> applied_later{0};  // parked ones applied since
   std::atomic<std::uint64_t> forged{0};
 };
 
@@ -47,10 +50,15 @@ class ReceiptProcessor {
  public:
   ReceiptProcessor(DeliveryStore& store, ReceiptCounters& counters) : store_(store), counters_(counters) {}
   void set_evidence(ReceiptEvidenceMaker maker) { evidence_ = std::move(maker); }
-  // Two round trips for the whole push. Returns how many receipts named no known delivery.
+  // Two round trips for the whole push (a third to park the unknown ones). Returns how many were parked.
   Result<int> apply(const std::vector<ReceiptUpdate>& updates, std::int64_t now_ms);
+  // Applies parked receipts whose delivery is known by now (up to 500 per call, each tried at most once a
+  // second). Returns how many it applied.
+  Result<int> retry_parked(std::int64_t now_ms);
 
  private:
+  // Applies the receipts whose key names a delivery; true for each one that did.
+  Result<std::vector<bool>> settle(const std::vector<ReceiptUpdate>& updates, std::int64_t now_ms);
   DeliveryStore& store_;
   ReceiptCounters& counters_;
   ReceiptEvidenceMaker evidence_;

@@ -20,6 +20,12 @@ local function advance(dk, status, now, detail, extra)
     if cur == 'FAILED' or cur == 'CANCELLED' or RANK[cur] == nil or RANK[status] == nil or RANK[status] < RANK[cur] then return false end
   end
   redis.call('HSET', dk, 'status', status, 'updated_at', now)
+  -- a broadcast's deliveries keep its per-status counts current (no scan for progress)
+  local bc = redis.call('HGET', dk, 'bcast')
+  if bc then
+    redis.call('HINCRBY', 'sd:bc:{' .. bc .. '}:counts', cur, -1)
+    redis.call('HINCRBY', 'sd:bc:{' .. bc .. '}:counts', status, 1)
+  end
   if extra then for k, v in pairs(extra) do if v ~= '' then redis.call('HSET', dk, k, v) end end end
   redis.call('RPUSH', dk .. ':hist', cjson.encode({status=status, at=now, detail=detail or ''}))
   return true
@@ -52,6 +58,10 @@ for i, e in ipairs(events) do
         redis.call('HSET', dk, 'record', d.record, 'status', 'ACCEPTED', 'channel', d.channel,
                    'created_at', now, 'updated_at', now, 'attempts', 0)
         redis.call('RPUSH', dk .. ':hist', cjson.encode({status='ACCEPTED', at=now, detail=''}))
+        if e.bcast ~= '' then
+          redis.call('HSET', dk, 'bcast', e.bcast)
+          redis.call('HINCRBY', 'sd:bc:{' .. e.bcast .. '}:counts', 'ACCEPTED', 1)
+        end
         redis.call('ZADD', e.case_key, now, d.id)
         if d.hold_from ~= '' then
           -- a fallback: waits on its timer; the delivery it backs up knows it, to wake it on failure
@@ -77,24 +87,31 @@ return out
   return s;
 }
 
+// A token bucket shared by every instance (rate per second, burst = one second's worth); Redis' own clock, so
+// instances' clocks do not matter. Hands out up to `wanted` tokens.
+constexpr const char* kLuaBucket = R"LUA(
+local function take_tokens(key, rate, wanted)
+  local t = redis.call('TIME')
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local burst = math.max(1, rate)
+  local b = redis.call('HMGET', key, 'tokens', 'ts')
+  local tokens = tonumber(b[1]) or burst
+  local ts = tonumber(b[2]) or ms
+  tokens = math.min(burst, tokens + math.max(0, ms - ts) * rate / 1000)
+  local n = math.max(0, math.min(wanted, math.floor(tokens)))
+  redis.call('HSET', key, 'tokens', tokens - n, 'ts', ms)
+  redis.call('PEXPIRE', key, 60000)
+  return n
+end
+)LUA";
+
 const LuaScript& claim_script() {
-  static const LuaScript s(R"LUA(
+  static const LuaScript s(std::string(kLuaBucket) + R"LUA(
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[3])
 local rate = tonumber(ARGV[4])
 if rate > 0 then
-  -- token bucket shared by every instance; Redis' own clock, so instances' clocks do not matter
-  local t = redis.call('TIME')
-  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local burst = math.max(1, rate)
-  local b = redis.call('HMGET', KEYS[2], 'tokens', 'ts')
-  local tokens = tonumber(b[1]) or burst
-  local ts = tonumber(b[2]) or ms
-  tokens = math.min(burst, tokens + math.max(0, ms - ts) * rate / 1000)
-  local due = redis.call('ZCOUNT', KEYS[1], '-inf', now)
-  limit = math.min(limit, math.floor(tokens), due)
-  redis.call('HSET', KEYS[2], 'tokens', tokens - limit, 'ts', ms)
-  redis.call('PEXPIRE', KEYS[2], 60000)
+  limit = take_tokens(KEYS[2], rate, math.min(limit, redis.call('ZCOUNT', KEYS[1], '-inf', now)))
   if limit <= 0 then return {} end
 end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
@@ -103,8 +120,11 @@ for _, id in ipairs(ids) do
   local dk = 'sd:dlv:{' .. id .. '}'
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id)
   local attempts = redis.call('HINCRBY', dk, 'attempts', 1)
-  local rec = redis.call('HMGET', dk, 'record', 'status')
-  out[#out + 1] = {id, rec[1] or '', rec[2] or '', attempts}
+  local rec = redis.call('HMGET', dk, 'record', 'status', 'inflight')
+  -- 'inflight' marks an attempt whose outcome is not recorded yet; still there at the next claim, the
+  -- earlier attempt died mid-send and its outcome is in doubt
+  if not rec[3] then redis.call('HSET', dk, 'inflight', now) end
+  out[#out + 1] = {id, rec[1] or '', rec[2] or '', attempts, rec[3] or '0'}
 end
 return out
 )LUA");
@@ -119,6 +139,7 @@ local changed = 0
 for _, c in ipairs(list) do
   local dk = 'sd:dlv:{' .. c.id .. '}'
   local q = 'sd:q:' .. c.channel
+  if not c.doubt then redis.call('HDEL', dk, 'inflight') end
   if c.retry_at > 0 then
     redis.call('ZADD', q, c.retry_at, c.id)
     redis.call('HSET', dk, 'last_error', c.detail)
@@ -136,6 +157,17 @@ for _, c in ipairs(list) do
       append_evidence(c.evidence)
       if (c.status == 'DELIVERED' or c.status == 'FAILED') and c.provider ~= '' then
         redis.call('ZREM', 'sd:sent:' .. c.provider, c.id)
+      end
+      if c.status == 'DELIVERED' then redis.call('HSET', dk, 'delivered_at', c.at) end
+    elseif c.status == 'DELIVERED' then
+      -- The recipient opened the link before the operator's report came. The report is still the legal proof
+      -- of arrival (its time can be the service date): recorded once, without moving the status back.
+      local cur = redis.call('HGET', dk, 'status')
+      if (cur == 'READ' or cur == 'ACKNOWLEDGED') and redis.call('HSETNX', dk, 'delivered_at', c.at) == 1 then
+        redis.call('RPUSH', dk .. ':hist', cjson.encode({status='DELIVERED', at=c.at, detail=c.detail}))
+        append_evidence(c.evidence)
+        if c.provider ~= '' then redis.call('ZREM', 'sd:sent:' .. c.provider, c.id) end
+        changed = changed + 1
       end
     end
     if c.rkey ~= '' then redis.call('SET', 'sd:rcpt:{' .. c.rkey .. '}', c.id .. '|' .. c.provider) end
@@ -185,6 +217,9 @@ for _, id in ipairs(ids) do
         detail=h[1] .. ' is ' .. fs .. ', not ' .. h[2] .. ' in time: sending on ' .. h[3]}))
       out[#out + 1] = {id, 'released', h[1], fs}
     end
+    -- kept until its FALLBACK evidence is appended (settle_timers), so a crash in between loses nothing
+    local o = out[#out]
+    redis.call('HSET', 'sd:timers:fired', id, cjson.encode({o[2], o[3], o[4], now}))
   end
 end
 return out
@@ -283,6 +318,7 @@ Result<std::vector<RecordOutcome>> DeliveryStore::record_batch(const std::vector
                    {"case_number", e.case_number},
                    {"case_key", case_key(e.court_id, e.case_number)},
                    {"deliveries", ds},
+                   {"bcast", e.broadcast_id},
                    {"evidence", evidence_json(e.evidence)}});
   }
   auto r = pool_.eval(record_script(), {}, {std::to_string(now_ms), arr.dump()});
@@ -305,12 +341,12 @@ Result<std::vector<ClaimedDelivery>> DeliveryStore::claim_due(const std::string&
   if (!r.ok()) return r.error();
   std::vector<ClaimedDelivery> out;
   for (const auto& row : r->elements) {
-    if (row.elements.size() != 4) return unexpected("claim_due");
+    if (row.elements.size() != 5) return unexpected("claim_due");
     auto j = nlohmann::json::parse(row.elements[1].str, nullptr, false);
     auto d = delivery_from_json(j);
     if (!d.ok()) continue;  // a record without a body cannot be sent; left in the queue for an operator to see
-    out.push_back(
-        ClaimedDelivery{std::move(d.value()), row.elements[2].str, static_cast<int>(to_i64(row.elements[3]))});
+    out.push_back(ClaimedDelivery{std::move(d.value()), row.elements[2].str, static_cast<int>(to_i64(row.elements[3])),
+                                  to_i64(row.elements[4])});
   }
   return out;
 }
@@ -324,6 +360,7 @@ Status DeliveryStore::complete_batch(const std::vector<Completion>& completions,
                    {"status", c.status},
                    {"detail", c.detail},
                    {"retry_at", c.retry_at_ms},
+                   {"doubt", c.still_in_doubt},
                    {"provider", c.provider},
                    {"pmid", c.provider_message_id},
                    {"rkey", c.receipt_key},
@@ -376,6 +413,38 @@ Result<nlohmann::json> DeliveryStore::mark_read(const std::string& app_user, con
   auto j = nlohmann::json::parse(r->elements[1].str, nullptr, false);
   if (j.is_discarded()) return unexpected("mark_read");
   return j;
+}
+
+Result<bool> DeliveryStore::advance_status(const std::string& delivery_id, const std::string& status,
+                                           const std::string& detail, std::int64_t now_ms,
+                                           const std::vector<EvidenceLeaf>& evidence, const std::string& once_field,
+                                           const std::string& history_status) {
+  static const LuaScript s(std::string(kLuaRank) + R"LUA(
+local dk = 'sd:dlv:{' .. ARGV[1] .. '}'
+local now = tonumber(ARGV[4])
+if redis.call('EXISTS', dk) == 0 then return 'not_found' end
+if ARGV[2] == '' then
+  if ARGV[6] == '' or redis.call('HSETNX', dk, ARGV[6], now) == 0 then return 'unchanged' end
+  redis.call('RPUSH', dk .. ':hist', cjson.encode({status=ARGV[7], at=now, detail=ARGV[3]}))
+  append_evidence(cjson.decode(ARGV[5]))
+  return 'recorded'
+end
+if advance(dk, ARGV[2], now, ARGV[3], nil) then
+  append_evidence(cjson.decode(ARGV[5]))
+  return 'recorded'
+end
+return 'unchanged'
+)LUA");
+  if (status.empty() && (once_field.empty() || history_status.empty())) {
+    return Error::permanent("invalid_argument", "a fact without a status needs once_field and history_status");
+  }
+  auto r = pool_.eval(s, {},
+                      {delivery_id, status, detail, std::to_string(now_ms), evidence_json(evidence).dump(), once_field,
+                       history_status});
+  if (!r.ok()) return r.error();
+  if (r->str == "not_found") return Error::permanent("not_found", "no delivery " + delivery_id);
+  if (r->str != "recorded" && r->str != "unchanged") return unexpected("advance_status");
+  return r->str == "recorded";
 }
 
 Result<std::vector<InboxMessage>> DeliveryStore::inbox(const std::string& app_user, int offset, int limit) {
@@ -444,10 +513,41 @@ Result<std::vector<TimerOutcome>> DeliveryStore::fire_due_timers(std::int64_t no
   std::vector<TimerOutcome> out;
   for (const auto& row : r->elements) {
     if (row.elements.size() != 4) return unexpected("fire_due_timers");
-    out.push_back(
-        TimerOutcome{row.elements[0].str, row.elements[1].str == "released", row.elements[2].str, row.elements[3].str});
+    out.push_back(TimerOutcome{row.elements[0].str, row.elements[1].str == "released", row.elements[2].str,
+                               row.elements[3].str, now_ms});
   }
   return out;
+}
+
+Result<std::vector<TimerOutcome>> DeliveryStore::unsettled_timers(std::int64_t fired_before_ms, int limit) {
+  auto r = pool_.command({"HSCAN", "sd:timers:fired", "0", "COUNT", std::to_string(limit)});
+  if (!r.ok()) return r.error();
+  std::vector<TimerOutcome> out;
+  if (r->elements.size() != 2) return unexpected("HSCAN");
+  const auto& kv = r->elements[1].elements;
+  for (std::size_t i = 0; i + 1 < kv.size(); i += 2) {
+    const auto j = nlohmann::json::parse(kv[i + 1].str, nullptr, false);
+    if (!j.is_array() || j.size() != 4 || !j[3].is_number()) continue;
+    const auto at = j[3].get<std::int64_t>();
+    if (at >= fired_before_ms) continue;
+    out.push_back(TimerOutcome{kv[i].str, j[0] == "released", j[1].get<std::string>(), j[2].get<std::string>(), at});
+  }
+  return out;
+}
+
+Status DeliveryStore::settle_timers(const std::vector<std::pair<std::string, std::vector<EvidenceLeaf>>>& settled) {
+  if (settled.empty()) return ok_status();
+  static const LuaScript s(std::string(kLuaRank) + R"LUA(
+for _, t in ipairs(cjson.decode(ARGV[1])) do
+  if redis.call('HDEL', 'sd:timers:fired', t.id) == 1 then append_evidence(t.ev) end
+end
+return 1
+)LUA");
+  nlohmann::json arr = nlohmann::json::array();
+  for (const auto& [id, leaves] : settled) arr.push_back({{"id", id}, {"ev", evidence_json(leaves)}});
+  auto r = pool_.eval(s, {}, {arr.dump()});
+  if (!r.ok()) return r.error();
+  return ok_status();
 }
 
 Result<std::vector<std::string>> DeliveryStore::lookup_receipt_keys(const std::vector<std::string>& keys) {
@@ -471,6 +571,67 @@ Result<long long> DeliveryStore::sent_without_receipt(const std::string& provide
   return r->back().integer;
 }
 
+Result<long long> DeliveryStore::take_tokens(const std::string& bucket, double rate_per_sec, long long wanted) {
+  static const LuaScript s(std::string(kLuaBucket) +
+                           "return take_tokens(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))");
+  auto r = pool_.eval(s, {"sd:rate:" + bucket}, {std::to_string(rate_per_sec), std::to_string(wanted)});
+  if (!r.ok()) return r.error();
+  return to_i64(r.value());
+}
+
+Status DeliveryStore::park_receipts(const std::vector<std::pair<std::string, std::string>>& key_and_json,
+                                    std::int64_t now_ms) {
+  if (key_and_json.empty()) return ok_status();
+  std::vector<std::vector<std::string>> cmds;
+  for (const auto& [key, json] : key_and_json) {
+    cmds.push_back({"HSET", "sd:rcpt:parked", key, json});
+    cmds.push_back({"ZADD", "sd:rcpt:parked:tried", "NX", std::to_string(now_ms), key});
+  }
+  auto r = pool_.pipeline(cmds);
+  if (!r.ok()) return r.error();
+  for (const auto& rep : r.value()) {
+    if (rep.type == RedisReply::Type::kError) return Error::transient("redis_error", "parking a receipt: " + rep.str);
+  }
+  return ok_status();
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> DeliveryStore::take_parked_receipts(
+    std::int64_t tried_before_ms, std::int64_t now_ms, int limit) {
+  static const LuaScript s(R"LUA(
+local keys = redis.call('ZRANGEBYSCORE', 'sd:rcpt:parked:tried', '-inf', '(' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, k in ipairs(keys) do
+  redis.call('ZADD', 'sd:rcpt:parked:tried', 'XX', ARGV[2], k)
+  out[#out + 1] = {k, redis.call('HGET', 'sd:rcpt:parked', k) or ''}
+end
+return out
+)LUA");
+  auto r = pool_.eval(s, {}, {std::to_string(tried_before_ms), std::to_string(now_ms), std::to_string(limit)});
+  if (!r.ok()) return r.error();
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& row : r->elements) {
+    if (row.elements.size() == 2) out.emplace_back(row.elements[0].str, row.elements[1].str);
+  }
+  return out;
+}
+
+Status DeliveryStore::unpark_receipts(const std::vector<std::string>& keys) {
+  if (keys.empty()) return ok_status();
+  std::vector<std::string> hdel{"HDEL", "sd:rcpt:parked"};
+  std::vector<std::string> zrem{"ZREM", "sd:rcpt:parked:tried"};
+  hdel.insert(hdel.end(), keys.begin(), keys.end());
+  zrem.insert(zrem.end(), keys.begin(), keys.end());
+  auto r = pool_.pipeline({hdel, zrem});
+  if (!r.ok()) return r.error();
+  return ok_status();
+}
+
+Result<long long> DeliveryStore::parked_receipt_count() {
+  auto r = pool_.command({"HLEN", "sd:rcpt:parked"});
+  if (!r.ok()) return r.error();
+  return r->integer;
+}
+
 Status DeliveryStore::append_evidence(const std::vector<EvidenceLeaf>& leaves) {
   if (leaves.empty()) return ok_status();
   // Appended with one script call so the leaf and its hash share an index.
@@ -478,6 +639,33 @@ Status DeliveryStore::append_evidence(const std::vector<EvidenceLeaf>& leaves) {
   auto r = pool_.eval(s, {}, {evidence_json(leaves).dump()});
   if (!r.ok()) return r.error();
   return ok_status();
+}
+
+std::string DeliveryStore::broadcast_counts_key(const std::string& broadcast_id) {
+  return "sd:bc:{" + broadcast_id + "}:counts";
+}
+
+Result<long long> DeliveryStore::cancel_unclaimed(const std::vector<std::string>& ids, std::int64_t now_ms,
+                                                  const std::string& detail) {
+  if (ids.empty()) return 0LL;
+  static const LuaScript s(std::string(kLuaRank) + R"LUA(
+local now = tonumber(ARGV[1])
+local n = 0
+for _, id in ipairs(cjson.decode(ARGV[3])) do
+  local dk = 'sd:dlv:{' .. id .. '}'
+  local h = redis.call('HMGET', dk, 'status', 'attempts', 'channel')
+  if h[1] == 'ACCEPTED' and tonumber(h[2] or '0') == 0 then
+    redis.call('ZREM', 'sd:q:' .. h[3], id)
+    redis.call('ZREM', 'sd:timers', id)
+    if advance(dk, 'CANCELLED', now, ARGV[2], nil) then n = n + 1 end
+  end
+end
+return n
+)LUA");
+  nlohmann::json arr(ids);
+  auto r = pool_.eval(s, {}, {std::to_string(now_ms), detail, arr.dump()});
+  if (!r.ok()) return r.error();
+  return r->integer;
 }
 
 Result<long long> DeliveryStore::queue_length(const std::string& channel) {

@@ -12,6 +12,7 @@
 //   sd:inbox:{<user>}              zset   delivery id -> time;  sd:inbox:{<user>}:msg hash id -> message JSON
 //   sd:ev:leaves / sd:ev:hashes    list   evidence records (canonical JSON) and their leaf hashes (hex)
 //   sd:ev:dlv:{<id>}               list   evidence leaf indexes of one delivery
+//   sd:bc:{<broadcast>}:counts     hash   status -> deliveries of a broadcast (its deliveries carry field bcast)
 //
 // Statuses only move forward: ACCEPTED < SENT < DELIVERED < READ < ACKNOWLEDGED;
 // FAILED only from ACCEPTED or SENT. A repeated update is a no-op.
@@ -47,6 +48,9 @@ struct EventToRecord {
   std::vector<Delivery> deliveries;
   std::vector<std::int64_t> due_ms;  // per delivery: when dispatch may start (quiet hours push it later); 0 = now
   std::vector<EvidenceLeaf> evidence;
+  // Set by a broadcast's fan-out: each new delivery is tagged with it, and the status counts in
+  // broadcast_counts_key(broadcast_id) follow every status change of the delivery.
+  std::string broadcast_id;
 };
 
 enum class RecordOutcome { kNew, kDuplicate, kConflict };
@@ -55,6 +59,9 @@ struct ClaimedDelivery {
   Delivery delivery;
   std::string status;
   int attempts = 0;
+  // > 0: an earlier attempt, claimed then, has no recorded outcome (the process died mid-send); the
+  // provider may have the message already. Cleared by the first completion that settles it.
+  std::int64_t in_doubt_since_ms = 0;
 };
 
 struct Completion {
@@ -63,6 +70,7 @@ struct Completion {
   std::string status;            // SENT, DELIVERED, FAILED; ignored when retry_at_ms > 0
   std::string detail;            // shown in the timeline (provider's verbatim reason on failure)
   std::int64_t retry_at_ms = 0;  // > 0: keep queued and try again then
+  bool still_in_doubt = false;   // with retry_at_ms: the earlier attempt's outcome is still unknown
   std::string provider;
   std::string provider_message_id;
   int segments = 0;         // SMS billed segments, recorded with the delivery
@@ -77,6 +85,7 @@ struct TimerOutcome {
   bool released = false;    // true: sent now; false: cancelled
   std::string from_id;
   std::string from_status;
+  std::int64_t fired_ms = 0;
 };
 
 struct StatusEntry {
@@ -115,9 +124,19 @@ class DeliveryStore {
   Result<std::vector<ClaimedDelivery>> claim_due(const std::string& channel, std::int64_t now_ms, int lease_ms,
                                                  int limit, double rate_per_sec = 0);
 
+  // Up to `wanted` tokens from the token bucket `bucket` (rate_per_sec, burst one second's worth), shared by
+  // every instance (sd:rate:<bucket>); used for per-provider rate limits.
+  Result<long long> take_tokens(const std::string& bucket, double rate_per_sec, long long wanted);
+
   // Fires due fallback timers, each exactly once across instances: the held delivery is either
   // released to its queue (its `from` did not get there in time) or CANCELLED (it did).
   Result<std::vector<TimerOutcome>> fire_due_timers(std::int64_t now_ms, int limit);
+
+  // A fired timer stays "unsettled" (sd:timers:fired) until settle_timers appends its FALLBACK evidence: those
+  // fired before fired_before_ms and still unsettled (their firer died in between), up to about `limit`.
+  Result<std::vector<TimerOutcome>> unsettled_timers(std::int64_t fired_before_ms, int limit);
+  // Appends each fired timer's evidence, once: a timer already settled (by another instance) is skipped.
+  Status settle_timers(const std::vector<std::pair<std::string, std::vector<EvidenceLeaf>>>& settled);
 
   // "delivery_id|provider" for receipt keys ("" where unknown), in order.
   Result<std::vector<std::string>> lookup_receipt_keys(const std::vector<std::string>& keys);
@@ -125,6 +144,15 @@ class DeliveryStore {
   // Deliveries a provider accepted before older_than_ms (but within as long again before it) that still
   // have no receipt; older ones are dropped from this index (their status stays SENT).
   Result<long long> sent_without_receipt(const std::string& provider, std::int64_t older_than_ms);
+
+  // Receipts that named no known delivery when they came (the provider was faster than our bookkeeping, or a
+  // crash lost the send's outcome): kept without expiry under their receipt key, with the receipt as JSON.
+  Status park_receipts(const std::vector<std::pair<std::string, std::string>>& key_and_json, std::int64_t now_ms);
+  // Up to `limit` parked receipts not tried since before tried_before_ms, oldest try first; marks them tried now.
+  Result<std::vector<std::pair<std::string, std::string>>> take_parked_receipts(std::int64_t tried_before_ms,
+                                                                                std::int64_t now_ms, int limit);
+  Status unpark_receipts(const std::vector<std::string>& keys);
+  Result<long long> parked_receipt_count();
 
   // Appends evidence leaves on their own (e.g. FALLBACK records after a timer fired).
   Status append_evidence(const std::vector<EvidenceLeaf>& leaves);
@@ -140,6 +168,15 @@ class DeliveryStore {
   Result<nlohmann::json> mark_read(const std::string& app_user, const std::string& delivery_id, std::int64_t now_ms,
                                    const std::vector<EvidenceLeaf>& evidence = {});
 
+  // Moves one delivery forward to `status` (the ranks above; a repeat or a step back changes nothing) and, only
+  // when it moved, adds a history entry (`detail`) and appends `evidence` — all in one Lua call. With an empty
+  // `status`, records a fact that is not a status (e.g. RETRIEVED) once per delivery: the first call sets the hash
+  // field `once_field`, adds a history entry named `history_status` and appends `evidence`; later calls do nothing.
+  // Returns true when something was recorded. Error not_found when there is no such delivery.
+  Result<bool> advance_status(const std::string& delivery_id, const std::string& status, const std::string& detail,
+                              std::int64_t now_ms, const std::vector<EvidenceLeaf>& evidence,
+                              const std::string& once_field = "", const std::string& history_status = "");
+
   Result<std::vector<InboxMessage>> inbox(const std::string& app_user, int offset, int limit);
   Result<std::optional<DeliveryView>> get_delivery(const std::string& id);
   Result<std::vector<DeliveryView>> case_deliveries(const std::string& court_id, const std::string& case_number);
@@ -148,6 +185,15 @@ class DeliveryStore {
 
   // Number of deliveries waiting in a channel's queue (for /metrics and tests).
   Result<long long> queue_length(const std::string& channel);
+
+  // Moves to CANCELLED, in one round trip, those of `ids` that no dispatcher has claimed yet (ACCEPTED with
+  // 0 attempts, queued or held for a fallback) and takes them off their queue or timer; a delivery a provider
+  // may already have (attempts > 0) or that is past ACCEPTED is left alone. Returns how many were cancelled.
+  Result<long long> cancel_unclaimed(const std::vector<std::string>& ids, std::int64_t now_ms,
+                                     const std::string& detail);
+
+  // The hash of a broadcast's per-status delivery counts (status -> count), kept by the status scripts.
+  static std::string broadcast_counts_key(const std::string& broadcast_id);
 
   static std::string case_key(const std::string& court_id, const std::string& case_number);
 

@@ -8,7 +8,10 @@
 #   build     compiler, CMake/Ninja and the C++ libraries the project links
 #   services  the real services the tests start (tests/services/): Redis,
 #             kcat, aiosmtpd, Maven + Java 17 (for the Kafka broker)
-#   browser   headless Chromium, plus Node.js/npm when `node` is missing
+#   browser   headless Chromium and a CJK font (so screenshots show the Chinese
+#             UI), plus Node.js/npm when `node` is missing
+#   bench     what bench/run adds to "services": wrk (the simulator's
+#             capacity), linux-perf (--profile), curl
 #
 # Each package is checked with dpkg-query; when something is missing it runs
 # `apt-get update` once and installs the missing ones without recommends.
@@ -29,7 +32,8 @@ _songda_deps_services=(
   redis-server redis-tools kcat python3-aiosmtpd
   maven openjdk-17-jre-headless ca-certificates openssl
 )
-_songda_deps_browser=(chromium nodejs npm)
+_songda_deps_browser=(chromium fonts-wqy-zenhei nodejs npm)
+_songda_deps_bench=(wrk linux-perf curl)
 
 # _songda_pkg_installed PKG: true when dpkg has PKG fully installed.
 _songda_pkg_installed() {
@@ -73,7 +77,7 @@ songda_install_deps() {
   local group pkg
   local -a wanted=() missing=()
   if (($# == 0)); then
-    echo "songda_install_deps: name one or more groups: build services browser" >&2
+    echo "songda_install_deps: name one or more groups: build services browser bench" >&2
     return 2
   fi
   for group in "$@"; do
@@ -81,8 +85,9 @@ songda_install_deps() {
       build) wanted+=("${_songda_deps_build[@]}") ;;
       services) wanted+=("${_songda_deps_services[@]}") ;;
       browser) wanted+=("${_songda_deps_browser[@]}") ;;
+      bench) wanted+=("${_songda_deps_bench[@]}") ;;
       *)
-        echo "songda_install_deps: unknown group '$group' (known: build services browser)" >&2
+        echo "songda_install_deps: unknown group '$group' (known: build services browser bench)" >&2
         return 2
         ;;
     esac

@@ -235,10 +235,15 @@ TEST_F(ChannelsTest, ForgedAndUnauthenticatedReceiptsAreRefusedAndCounted) {
   auto wx = cli.Post("/callbacks/wechat?signature=deadbeef&timestamp=1&nonce=2", "<xml></xml>", "text/xml");
   EXPECT_EQ(wx->status, 401);
   EXPECT_EQ(app_->receipt_counters().forged.load(), 3u);
-  // The right key with a receipt for nothing we sent: accepted for later (503 = push again), not applied.
+  // The right key with a receipt for nothing we sent (yet): acknowledged and parked for later, not applied.
   auto unknown =
       cli.Post("/callbacks/aliyun/sms-report?key=" + std::string(sim::kDefaultCallbackKey), report, "application/json");
-  EXPECT_EQ(unknown->status, 503);
+  EXPECT_EQ(unknown->status, 200);
+  EXPECT_EQ(app_->receipt_counters().unknown.load(), 1u);
+  EXPECT_EQ(app_->receipt_counters().applied.load(), 0u);
+  auto parked = app_->store().parked_receipt_count();
+  ASSERT_TRUE(parked.ok());
+  EXPECT_EQ(parked.value(), 1);
 }
 
 }  // namespace

@@ -231,6 +231,20 @@ TEST_F(PipelineTest, ThousandEventsWithDuplicatesInvalidAndConflictsGiveExactlyT
   expected_codes["conflict"] = 5;
   EXPECT_EQ(codes, expected_codes);
 
+  // Each refusal, conflicts included, is a SUBMISSION_REJECTED record in the evidence log, with its code.
+  auto ep = parse_redis_url(config_.redis.url);
+  ASSERT_TRUE(ep.ok());
+  auto conn = RedisConnection::connect(ep.value(), 2000);
+  ASSERT_TRUE(conn.ok());
+  auto leaves = conn.value()->command({"LRANGE", "sd:ev:leaves", "0", "-1"});
+  ASSERT_TRUE(leaves.ok());
+  std::map<std::string, int> rejected_codes;
+  for (const auto& leaf : leaves->elements) {
+    const auto r = nlohmann::json::parse(leaf.str, nullptr, false);
+    if (r.is_object() && r.value("type", "") == "SUBMISSION_REJECTED") rejected_codes[r["details"]["code"]]++;
+  }
+  EXPECT_EQ(rejected_codes, expected_codes);
+
   // Offsets were committed up to the end of every partition.
   for (const auto& [p, co] : testing::committed_vs_end(brokers_, config_.kafka.group_id, config_.kafka.topic, 4)) {
     EXPECT_EQ(co.first, co.second) << "partition " << p;

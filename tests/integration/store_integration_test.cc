@@ -169,7 +169,8 @@ TEST_F(StoreTest, RepeatedReceiptChangesNothingAndUnknownOnesAreReported) {
   EXPECT_EQ(p.apply({u}, now + 600).value(), 0);
   EXPECT_EQ(p.apply({u}, now + 700).value(), 0);  // the provider pushed it again
   ReceiptUpdate stranger{"aliyun:B9:13900000000", "sms", true, "DELIVERED", now, "{}"};
-  EXPECT_EQ(p.apply({stranger}, now + 800).value(), 1);
+  EXPECT_EQ(p.apply({stranger}, now + 800).value(), 1);  // parked: it names nothing we know
+  EXPECT_EQ(store_->parked_receipt_count().value(), 1);
   auto v = store_->get_delivery(sms.id).value();
   ASSERT_TRUE(v);
   EXPECT_EQ(v->status, "DELIVERED");
@@ -198,6 +199,132 @@ TEST_F(StoreTest, RateLimitIsSharedThroughRedis) {
   auto later = other.claim_due("sms", now, 30000, 100, 10.0);
   EXPECT_GE(later->size(), 3u);
   EXPECT_LE(later->size(), 7u);
+}
+
+TEST_F(StoreTest, AReceiptBeforeItsSendIsRecordedIsParkedThenAppliedOnce) {
+  const auto now = now_unix_ms();
+  auto wx = make("e6", "wechat");
+  record("e6", {wx}, now);
+  ASSERT_TRUE(store_->claim_due("wechat", now, 30000, 10).ok());
+  ReceiptCounters counters;
+  ReceiptProcessor p(*store_, counters);
+  // The provider's receipt overtakes our own recording of its answer.
+  ReceiptUpdate u{"wechat:777", "wechat", true, "success", now + 300, "<xml/>"};
+  EXPECT_EQ(p.apply({u}, now + 400).value(), 1);
+  EXPECT_EQ(store_->parked_receipt_count().value(), 1);
+  EXPECT_EQ(p.retry_parked(now + 2000).value(), 0) << "its delivery is not known yet";
+  EXPECT_EQ(status(wx.id), "ACCEPTED");
+  ASSERT_TRUE(
+      store_->complete_batch({done(wx.id, "wechat", "SENT", "accepted", "wechat-oa", "777", "wechat:777")}, now + 500)
+          .ok());
+  EXPECT_EQ(p.retry_parked(now + 2500).value(), 0) << "tried less than a second ago";
+  EXPECT_EQ(p.retry_parked(now + 4000).value(), 1);
+  EXPECT_EQ(status(wx.id), "DELIVERED");
+  EXPECT_EQ(store_->parked_receipt_count().value(), 0);
+  EXPECT_EQ(p.retry_parked(now + 6000).value(), 0);
+  EXPECT_EQ(counters.applied_later.load(), 1u);
+  auto v = store_->get_delivery(wx.id).value();
+  EXPECT_EQ(v->history.back().at_ms, now + 300);  // the provider's time
+}
+
+TEST_F(StoreTest, AnAttemptNeverCompletedIsInDoubtAtTheNextClaim) {
+  const auto now = now_unix_ms();
+  auto sms = make("e7", "sms");
+  record("e7", {sms}, now);
+  auto first = store_->claim_due("sms", now, 1000, 10);
+  ASSERT_EQ(first->size(), 1u);
+  EXPECT_EQ(first->front().in_doubt_since_ms, 0);
+  // The claimer died: its lease runs out, and the next claim sees the attempt begun at `now` in doubt.
+  auto second = store_->claim_due("sms", now + 1500, 1000, 10);
+  ASSERT_EQ(second->size(), 1u);
+  EXPECT_EQ(second->front().in_doubt_since_ms, now);
+  // Still in doubt after a wait (the provider was asked and could not say) ...
+  Completion wait;
+  wait.id = sms.id;
+  wait.channel = "sms";
+  wait.retry_at_ms = now + 3000;
+  wait.still_in_doubt = true;
+  ASSERT_TRUE(store_->complete_batch({wait}, now + 1600).ok());
+  auto third = store_->claim_due("sms", now + 3000, 1000, 10);
+  ASSERT_EQ(third->size(), 1u);
+  EXPECT_EQ(third->front().in_doubt_since_ms, now) << "the earliest unknown attempt is kept";
+  // ... until an outcome is recorded; after that a new attempt starts clean.
+  Completion retry;
+  retry.id = sms.id;
+  retry.channel = "sms";
+  retry.retry_at_ms = now + 4000;
+  ASSERT_TRUE(store_->complete_batch({retry}, now + 3100).ok());
+  auto fourth = store_->claim_due("sms", now + 4000, 1000, 10);
+  ASSERT_EQ(fourth->size(), 1u);
+  EXPECT_EQ(fourth->front().in_doubt_since_ms, 0);
+}
+
+TEST_F(StoreTest, ProviderTokenBucketsAreSharedAndSeparate) {
+  EXPECT_EQ(store_->take_tokens("sms:aliyun-a", 5.0, 20).value(), 5);
+  DeliveryStore other(*pool_);
+  EXPECT_LE(other.take_tokens("sms:aliyun-a", 5.0, 20).value(), 1) << "another instance shares the bucket";
+  EXPECT_EQ(other.take_tokens("sms:tencent-b", 5.0, 3).value(), 3) << "each provider has its own";
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  const auto later = store_->take_tokens("sms:aliyun-a", 5.0, 20).value();
+  EXPECT_GE(later, 2);
+  EXPECT_LE(later, 4);
+}
+
+TEST_F(StoreTest, AFiredTimerKeepsItsFallbackEvidenceDueUntilSettledOnce) {
+  const auto now = now_unix_ms();
+  auto wx = make("e8", "wechat");
+  auto sms = make("e8", "sms", wx.id, 10);
+  record("e8", {wx, sms}, now);
+  auto fired = store_->fire_due_timers(now + 10'001, 100);
+  ASSERT_EQ(fired->size(), 1u);
+  EXPECT_EQ(fired->front().fired_ms, now + 10'001);
+  // The firer died before appending the evidence: the timer is found unsettled, and only once it is old enough.
+  EXPECT_TRUE(store_->unsettled_timers(now + 10'001, 100)->empty());
+  auto orphans = store_->unsettled_timers(now + 30'000, 100);
+  ASSERT_EQ(orphans->size(), 1u);
+  EXPECT_EQ(orphans->front().delivery_id, sms.id);
+  EXPECT_TRUE(orphans->front().released);
+  EXPECT_EQ(orphans->front().from_id, wx.id);
+  EXPECT_EQ(orphans->front().fired_ms, now + 10'001);
+  const auto leaves_before = pool_->command({"LLEN", "sd:ev:leaves"})->integer;
+  EvidenceLeaf leaf{sms.id, R"({"type":"FALLBACK"})", std::string(64, 'a')};
+  // Two instances settle it at once: the evidence is appended once.
+  ASSERT_TRUE(store_->settle_timers({{sms.id, {leaf}}}).ok());
+  ASSERT_TRUE(store_->settle_timers({{sms.id, {leaf}}}).ok());
+  EXPECT_EQ(pool_->command({"LLEN", "sd:ev:leaves"})->integer, leaves_before + 1);
+  EXPECT_TRUE(store_->unsettled_timers(now + 60'000, 100)->empty());
+}
+
+TEST_F(StoreTest, TheOperatorsReportAfterTheRecipientReadItIsStillRecordedOnce) {
+  const auto now = now_unix_ms();
+  auto sms = make("e9", "sms");
+  record("e9", {sms}, now);
+  ASSERT_TRUE(store_->claim_due("sms", now, 30000, 10).ok());
+  ASSERT_TRUE(
+      store_->complete_batch({done(sms.id, "sms", "SENT", "accepted", "aliyun-main", "B9:1", "aliyun:B9:1")}, now)
+          .ok());
+  // The party opened the link from the SMS before the operator's delivery report came.
+  ASSERT_TRUE(store_->advance_status(sms.id, "READ", "link opened", now + 1000, {}).ok());
+  const auto leaves_before = pool_->command({"LLEN", "sd:ev:leaves"})->integer;
+  ReceiptCounters counters;
+  ReceiptProcessor p(*store_, counters);
+  p.set_evidence([](const std::string& id, const ReceiptUpdate&, std::int64_t) {
+    return std::vector<EvidenceLeaf>{{id, R"({"type":"DELIVERED"})", std::string(64, 'd')}};
+  });
+  ReceiptUpdate u{"aliyun:B9:1", "sms", true, "DELIVERED 用户接收成功", now + 800, "{}"};
+  ASSERT_EQ(p.apply({u}, now + 2000).value(), 0);
+  ASSERT_EQ(p.apply({u}, now + 3000).value(), 0);  // pushed again
+  EXPECT_EQ(status(sms.id), "READ") << "the status does not move back";
+  EXPECT_EQ(pool_->command({"LLEN", "sd:ev:leaves"})->integer, leaves_before + 1) << "DELIVERED evidence, once";
+  auto v = store_->get_delivery(sms.id).value();
+  int delivered = 0;
+  for (const auto& h : v->history) {
+    if (h.status == "DELIVERED") {
+      ++delivered;
+      EXPECT_EQ(h.at_ms, now + 800) << "the operator's time";
+    }
+  }
+  EXPECT_EQ(delivered, 1);
 }
 
 }  // namespace

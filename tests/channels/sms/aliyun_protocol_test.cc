@@ -396,5 +396,48 @@ TEST(AliyunClassify, UnknownCodesArePermanentAndVerbatim) {
   EXPECT_EQ(c.code, "isv.Never_Seen.Before");
 }
 
+// ---- QuerySendDetails -------------------------------------------------------------------
+
+TEST(AliyunQuerySendDetails, BuildsASignedQueryForOneNumberAndDay) {
+  RpcContext ctx;
+  ctx.signature_nonce = "nonce-1";
+  ctx.unix_ms = 1764300000000;
+  auto r = build_query_send_details({"id", "secret"}, {"13800000001", "20261128", 50, 2}, ctx);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_NE(r->query.find("Action=QuerySendDetails"), std::string::npos);
+  EXPECT_NE(r->query.find("PhoneNumber=13800000001"), std::string::npos);
+  EXPECT_NE(r->query.find("SendDate=20261128"), std::string::npos);
+  EXPECT_NE(r->query.find("PageSize=50"), std::string::npos);
+  EXPECT_NE(r->query.find("CurrentPage=2"), std::string::npos);
+  EXPECT_NE(r->query.find("Signature="), std::string::npos);
+  EXPECT_FALSE(build_query_send_details({"id", "secret"}, {"138,139", "20261128", 50, 1}, ctx).ok());
+  EXPECT_FALSE(build_query_send_details({"id", "secret"}, {"13800000001", "2026-11-28", 50, 1}, ctx).ok());
+  EXPECT_FALSE(build_query_send_details({"id", "secret"}, {"13800000001", "20261128", 51, 1}, ctx).ok());
+}
+
+TEST(AliyunQuerySendDetails, ParsesTheDocumentedAnswer) {
+  const auto r = parse_query_send_details_response(
+      R"({"Code":"OK","Message":"OK","RequestId":"819BE656","TotalCount":1,"SmsSendDetailDTOs":{"SmsSendDetailDTO":[)"
+      R"({"PhoneNum":"15000000000","SendStatus":3,"ErrCode":"DELIVERED","TemplateCode":"SMS_000","Content":"【阿里云】你好",)"
+      R"("SendDate":"2017-05-25 00:00:00","ReceiveDate":"2017-05-25 00:00:05","OutId":"123"}]}})");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->code, "OK");
+  EXPECT_EQ(r->total_count, 1);
+  ASSERT_EQ(r->details.size(), 1u);
+  const auto& d = r->details[0];
+  EXPECT_EQ(d.phone_number, "15000000000");
+  EXPECT_EQ(d.send_status, 3);
+  EXPECT_EQ(d.err_code, "DELIVERED");
+  EXPECT_EQ(d.template_code, "SMS_000");
+  EXPECT_EQ(d.out_id, "123");
+  EXPECT_EQ(d.send_date_ms, 1495641600000);  // 2017-05-25 00:00:00 Beijing = 2017-05-24 16:00:00 UTC
+  EXPECT_EQ(d.receive_date_ms - d.send_date_ms, 5000);
+  const auto err = parse_query_send_details_response(R"({"Code":"isv.SMS_SIGNATURE_ILLEGAL","Message":"签名不合法"})");
+  ASSERT_TRUE(err.ok());
+  EXPECT_EQ(err->code, "isv.SMS_SIGNATURE_ILLEGAL");
+  EXPECT_TRUE(err->details.empty());
+  EXPECT_FALSE(parse_query_send_details_response("[]").ok());
+}
+
 }  // namespace
 }  // namespace songda::sms::aliyun

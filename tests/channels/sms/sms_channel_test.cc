@@ -639,6 +639,86 @@ TEST(SmsBatching, BatchMaxSplitsAndOneNumberNeverAppearsTwiceInARequest) {
   EXPECT_NE(parse_form(reqs[0].body)["OutId"], parse_form(reqs[1].body)["OutId"]);
 }
 
+// A lawyer broadcast: one template, a personal name and link per member.
+std::vector<Delivery> personal_broadcast(int n) {
+  std::vector<Delivery> ds;
+  for (int i = 0; i < n; ++i) {
+    Delivery d = delivery("sd-pb-" + std::to_string(100 + i), "+86138000003" + std::to_string(10 + i));
+    d.recipient_name = "律师" + std::to_string(i);
+    d.text = "商丘中院公告，详见 https://court.example/r/tok" + std::to_string(i);
+    ds.push_back(d);
+  }
+  return ds;
+}
+
+TEST(SmsBatching, AliyunSendsPersonalVariablesInOneSendBatchSms) {
+  Clock clock;
+  FakeHttp http([](const HttpRequest&) { return aliyun_ok("BIZ-P"); });
+  SmsConfig cfg;
+  cfg.providers = {aliyun_config()};
+  SmsChannel channel(cfg, http, fake_env, test_options(clock));
+  const auto out = channel.send(personal_broadcast(3));
+  const auto reqs = http.requests();
+  ASSERT_EQ(reqs.size(), 1u) << "three members, one request";
+  auto form = parse_form(reqs[0].body);
+  EXPECT_EQ(form["Action"], "SendBatchSms");
+  EXPECT_EQ(nlohmann::json::parse(form["PhoneNumberJson"]),
+            nlohmann::json::array({"13800000310", "13800000311", "13800000312"}));
+  const auto params = nlohmann::json::parse(form["TemplateParamJson"]);
+  ASSERT_EQ(params.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(params[i]["recipient_name"], "律师" + std::to_string(i));
+    EXPECT_EQ(params[i]["link"], "https://court.example/r/tok" + std::to_string(i));
+    EXPECT_EQ(out[i].kind, Kind::kAccepted);
+    EXPECT_EQ(out[i].provider_message_id, "BIZ-P:1380000031" + std::to_string(i));
+  }
+}
+
+TEST(SmsBatching, AliyunSendBatchSmsTakesAtMostAHundredNumbers) {
+  Clock clock;
+  FakeHttp http([](const HttpRequest&) { return aliyun_ok(); });
+  SmsConfig cfg;
+  cfg.providers = {aliyun_config()};
+  SmsChannel channel(cfg, http, fake_env, test_options(clock));
+  std::vector<Delivery> ds;
+  for (int i = 0; i < 250; ++i) {
+    Delivery d = delivery("sd-h-" + std::to_string(i), "+8613900" + std::to_string(100000 + i));
+    d.text = "详见 https://court.example/r/t" + std::to_string(i);
+    ds.push_back(d);
+  }
+  const auto out = channel.send(ds);
+  const auto reqs = http.requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  std::size_t numbers = 0;
+  for (const auto& r : reqs) {
+    const auto n = nlohmann::json::parse(parse_form(r.body)["PhoneNumberJson"]).size();
+    EXPECT_LE(n, 100u);
+    numbers += n;
+  }
+  EXPECT_EQ(numbers, 250u);
+  for (const auto& o : out) EXPECT_EQ(o.kind, Kind::kAccepted);
+}
+
+TEST(SmsBatching, TencentSharesARequestWhereTheVariablesItsTemplateUsesAgree) {
+  Clock clock;
+  FakeHttp http([](const HttpRequest& r) { return tencent_answer(r); });
+  SmsConfig cfg;
+  cfg.providers = {tencent_config()};
+  // This notice template uses the court name only: the personal link and name do not split the request.
+  cfg.providers[0].template_params["notice"] = {"court_name"};
+  SmsChannel channel(cfg, http, fake_env, test_options(clock));
+  auto ds = personal_broadcast(4);
+  for (auto& d : ds) d.template_name = "notice";
+  auto out = channel.send(ds);
+  ASSERT_EQ(http.requests().size(), 1u);
+  EXPECT_EQ(nlohmann::json::parse(http.requests()[0].body)["PhoneNumberSet"].size(), 4u);
+  // The summons template uses the name and the link: one request per member.
+  const auto summons = personal_broadcast(4);
+  out = channel.send(summons);
+  EXPECT_EQ(http.requests().size(), 5u);
+  for (const auto& o : out) EXPECT_EQ(o.kind, Kind::kAccepted);
+}
+
 TEST(SmsBatching, ABatchFailsOverAsAWhole) {
   Clock clock;
   FakeHttp http([](const HttpRequest& r) { return is_aliyun(r) ? json_response(503, "") : tencent_answer(r); });
@@ -654,6 +734,56 @@ TEST(SmsBatching, ABatchFailsOverAsAWhole) {
 }
 
 // ---- Selection and concurrency -------------------------------------------------------------------
+
+// ---- Per-provider rate limits -----------------------------------------------------------
+
+TEST(SmsRateLimit, WhatTheFirstProviderMayNotTakeNowGoesToTheNext) {
+  Clock clock;
+  FakeHttp http([](const HttpRequest& r) { return is_aliyun(r) ? aliyun_ok("BIZ-R") : tencent_answer(r); });
+  SmsConfig cfg;
+  cfg.providers = {aliyun_config(), tencent_config()};
+  auto o = test_options(clock);
+  std::map<std::string, std::size_t> tokens = {{"aliyun-a", 2}, {"tencent-b", 10}};
+  std::vector<std::string> asked;
+  o.take_tokens = [&](const std::string& provider, double, std::size_t wanted) {
+    asked.push_back(provider);
+    const std::size_t n = std::min(wanted, tokens[provider]);
+    tokens[provider] -= n;
+    return n;
+  };
+  SmsChannel channel(cfg, http, fake_env, o);
+  const auto out = channel.send(broadcast(5));
+  ASSERT_EQ(out.size(), 5u);
+  int at_aliyun = 0;
+  int at_tencent = 0;
+  for (const auto& x : out) {
+    EXPECT_EQ(x.kind, Kind::kAccepted);
+    (x.provider == "aliyun-a" ? at_aliyun : at_tencent)++;
+  }
+  EXPECT_EQ(at_aliyun, 2) << "aliyun-a had 2 tokens";
+  EXPECT_EQ(at_tencent, 3);
+  EXPECT_EQ(tokens["aliyun-a"], 0u);
+  EXPECT_EQ(tokens["tencent-b"], 7u);
+  const auto reqs = http.requests();
+  ASSERT_EQ(reqs.size(), 2u) << "one request per provider";
+  EXPECT_EQ(parse_form(reqs[0].body)["PhoneNumbers"], "13800000110,13800000111");
+}
+
+TEST(SmsRateLimit, WhenNoProviderMayTakeItTheOutcomeIsRetryableRateLimited) {
+  Clock clock;
+  FakeHttp http([](const HttpRequest& r) { return is_aliyun(r) ? aliyun_ok() : tencent_answer(r); });
+  SmsConfig cfg;
+  cfg.providers = {aliyun_config(), tencent_config()};
+  auto o = test_options(clock);
+  o.take_tokens = [](const std::string&, double, std::size_t) { return std::size_t{0}; };
+  SmsChannel channel(cfg, http, fake_env, o);
+  const Delivery d = delivery("sd-rl-1", "+8613800000077");
+  const auto out = channel.send(std::span(&d, 1));
+  EXPECT_EQ(out[0].kind, Kind::kRetryable);
+  EXPECT_EQ(out[0].code, "rate_limited");
+  EXPECT_NE(out[0].message.find("aliyun-a rate_limited; tencent-b rate_limited"), std::string::npos) << out[0].message;
+  EXPECT_TRUE(http.requests().empty()) << "nothing goes out over the limit";
+}
 
 TEST(SmsSelection, EqualPrioritiesShareByWeight) {
   Clock clock;
@@ -698,10 +828,13 @@ TEST(SmsConcurrency, RequestsInFlightStayWithinTheProvidersLimit) {
   cfg.providers[0].concurrency = 2;
   auto opts = test_options(clock);
   opts.max_parallel = 8;
-  SmsChannel channel(cfg, http, fake_env, opts);
   std::vector<Delivery> ds;
-  for (int i = 0; i < 12; ++i)
+  for (int i = 0; i < 12; ++i) {
     ds.push_back(delivery("sd-cc-" + std::to_string(i), "+86138000002" + std::to_string(10 + i)));
+    ds.back().template_name = i % 2 == 0 ? "summons" : "notice";  // two templates: two groups
+  }
+  cfg.providers[0].batch_max = 1;  // one number per request: 12 requests
+  SmsChannel channel(cfg, http, fake_env, opts);
   const auto out = channel.send(ds);
   for (const auto& o : out) EXPECT_EQ(o.kind, Kind::kAccepted);
   EXPECT_EQ(http.requests().size(), 12u);

@@ -262,5 +262,49 @@ INSTANTIATE_TEST_SUITE_P(
                       CodeCase{"FailedOperation.SomethingNew", Kind::kPermanent, false},
                       CodeCase{"", Kind::kPermanent, false}));
 
+// ---- PullSmsSendStatusByPhoneNumber ---------------------------------------------------
+
+TEST(TencentPullStatus, BuildsASignedRequestForOneNumber) {
+  PullStatusRequest q;
+  q.phone_number = "+8618501234444";
+  q.sms_sdk_app_id = "1400006666";
+  q.begin_time = 1620734000;
+  q.end_time = 1620734200;
+  auto r = build_pull_status_by_phone({"AKIDx", "key"}, q, "ap-guangzhou", 1620734200);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  std::map<std::string, std::string> h(r->headers.begin(), r->headers.end());
+  EXPECT_EQ(h["X-TC-Action"], "PullSmsSendStatusByPhoneNumber");
+  EXPECT_EQ(h["X-TC-Version"], "2021-01-11");
+  EXPECT_EQ(h["Authorization"].rfind("TC3-HMAC-SHA256 Credential=AKIDx/2021-05-11/sms/tc3_request", 0), 0u)
+      << h["Authorization"];
+  const auto body = nlohmann::json::parse(r->body);
+  EXPECT_EQ(body["PhoneNumber"], "+8618501234444");
+  EXPECT_EQ(body["BeginTime"], 1620734000);
+  EXPECT_EQ(body["EndTime"], 1620734200);
+  EXPECT_EQ(body["SmsSdkAppId"], "1400006666");
+  q.phone_number = "18501234444";
+  EXPECT_FALSE(build_pull_status_by_phone({"AKIDx", "key"}, q, "ap-guangzhou", 1620734200).ok());
+}
+
+TEST(TencentPullStatus, ParsesTheDocumentedAnswer) {
+  const auto r = parse_pull_status_response(
+      R"({"Response":{"PullSmsSendStatusSet":[{"Description":"DELIVRD","CountryCode":"86","SubscriberNumber":"18501234444",)"
+      R"("ReportStatus":"SUCCESS","PhoneNumber":"+8618501234444","SerialNo":"5000:1045710669157053657849499619",)"
+      R"("UserReceiveTime":1620734188,"SessionContext":"dlv-1"}],"RequestId":"b5b0d7c9"}})");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_FALSE(r->error.has_value());
+  ASSERT_EQ(r->statuses.size(), 1u);
+  EXPECT_EQ(r->statuses[0].serial_no, "5000:1045710669157053657849499619");
+  EXPECT_EQ(r->statuses[0].report_status, "SUCCESS");
+  EXPECT_EQ(r->statuses[0].user_receive_time, 1620734188);
+  EXPECT_EQ(r->statuses[0].session_context, "dlv-1");
+  const auto err = parse_pull_status_response(
+      R"({"Response":{"Error":{"Code":"UnauthorizedOperation.SmsSdkAppIdVerifyFail","Message":"no"},"RequestId":"x"}})");
+  ASSERT_TRUE(err.ok());
+  ASSERT_TRUE(err->error.has_value());
+  EXPECT_EQ(err->error->code, "UnauthorizedOperation.SmsSdkAppIdVerifyFail");
+  EXPECT_FALSE(parse_pull_status_response(R"({"Response":{}})").ok());
+}
+
 }  // namespace
 }  // namespace songda::sms::tencent

@@ -614,7 +614,7 @@ TEST_F(Pipeline, TheBundleOfAServedSummonsVerifiesAndATamperedOneDoesNot) {
   // A newer record of this recipient than the checkpoint: pending again until the next one.
   const Delivery& d = sms.value()->delivery;
   ASSERT_TRUE(
-      store_->append_evidence(to_leaves({fallback_record(d, TimerOutcome{d.id, false, "x", "READ"}, now_unix_ms())}))
+      store_->append_evidence(to_leaves({fallback_record(d, TimerOutcome{d.id, false, "x", "READ", 0}, now_unix_ms())}))
           .ok());
   EXPECT_EQ(proofs.proof_for(d)->state, RecipientProof::State::kPendingCheckpoint);
   sign_now(*cp);

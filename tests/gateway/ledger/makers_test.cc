@@ -262,8 +262,8 @@ TEST(Makers, ReadAndFallback) {
   held.hold_from = make_delivery("wechat").id;
   held.hold_unless = "DELIVERED";
   held.hold_after_s = 600;
-  auto released = fallback_record(held, TimerOutcome{held.id, true, held.hold_from, "SENT"}, kNow);
-  auto cancelled = fallback_record(held, TimerOutcome{held.id, false, held.hold_from, "DELIVERED"}, kNow);
+  auto released = fallback_record(held, TimerOutcome{held.id, true, held.hold_from, "SENT", kNow}, kNow);
+  auto cancelled = fallback_record(held, TimerOutcome{held.id, false, held.hold_from, "DELIVERED", kNow}, kNow);
   expect_valid({released, cancelled});
   EXPECT_EQ(released.details["action"], "released");
   EXPECT_EQ(released.details["to_channel"], "sms");
@@ -271,7 +271,7 @@ TEST(Makers, ReadAndFallback) {
   EXPECT_EQ(cancelled.details["action"], "cancelled");
   EXPECT_FALSE(cancelled.details.contains("to_channel"));
   EXPECT_NE(released.evidence_id, cancelled.evidence_id);
-  EXPECT_EQ(fallback_evidence(held, TimerOutcome{held.id, true, held.hold_from, "SENT"}, kNow).size(), 1u);
+  EXPECT_EQ(fallback_evidence(held, TimerOutcome{held.id, true, held.hold_from, "SENT", kNow}, kNow).size(), 1u);
   EXPECT_EQ(read_evidence(inapp, kNow).size(), 1u);
 }
 
