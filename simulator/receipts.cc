@@ -97,6 +97,7 @@ struct ReceiptPusher::Clients {
       slot->set_read_timeout(std::chrono::milliseconds(timeout_ms));
       slot->set_write_timeout(std::chrono::milliseconds(timeout_ms));
       slot->set_keep_alive(true);
+      slot->set_tcp_nodelay(true);
     }
     return *slot;
   }

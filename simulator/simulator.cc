@@ -345,6 +345,7 @@ void Simulator::Impl::start() {
   server_->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   server_->set_keep_alive_max_count(100000);
   server_->set_keep_alive_timeout(30);
+  server_->set_tcp_nodelay(true);
   server_->set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
     std::string what = "unknown";
     try {

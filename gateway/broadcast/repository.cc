@@ -174,25 +174,6 @@ return 1
   return s;
 }
 
-const LuaScript& renew_script() {
-  static const LuaScript s(R"LUA(
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-)LUA");
-  return s;
-}
-
-const LuaScript& release_script() {
-  static const LuaScript s(R"LUA(
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-)LUA");
-  return s;
-}
-
 std::string iso_or_null(std::int64_t ms) { return ms > 0 ? rfc3339_utc(ms) : ""; }
 
 }  // namespace
@@ -414,17 +395,12 @@ Status BroadcastStore::fail(const std::string& broadcast_id, const std::string& 
 }
 
 Result<bool> BroadcastStore::hold_lease(const std::string& holder, int ttl_ms) {
-  auto r = pool_.command({"SET", kLeaseKey, holder, "NX", "PX", std::to_string(ttl_ms)});
-  if (!r.ok()) return r.error();
-  if (r->type == RedisReply::Type::kStatus || r->str == "OK") return true;
-  auto renewed = pool_.eval(renew_script(), {kLeaseKey}, {holder, std::to_string(ttl_ms)});
-  if (!renewed.ok()) return renewed.error();
-  return renewed->integer == 1;
+  auto taken = take_lease(pool_, kLeaseKey, holder, ttl_ms);
+  if (!taken || *taken) return taken;
+  return renew_lease(pool_, kLeaseKey, holder, ttl_ms);
 }
 
-void BroadcastStore::release_lease(const std::string& holder) {
-  (void)pool_.eval(release_script(), {kLeaseKey}, {holder});
-}
+void BroadcastStore::release_lease(const std::string& holder) { songda::release_lease(pool_, kLeaseKey, holder); }
 
 bool is_final_state(const std::string& state) {
   return state == "finished" || state == "cancelled" || state == "failed";
@@ -444,17 +420,8 @@ Json progress_json(const BroadcastRecord& r, std::int64_t now_ms) {
   const long long dispatched = total - waiting - counts["CANCELLED"].get<long long>();
   const std::int64_t end = r.finished_ms > 0 ? r.finished_ms : now_ms;
   const double secs = r.created_ms > 0 ? std::max<double>(0.001, static_cast<double>(end - r.created_ms) / 1000.0) : 0;
-  const auto& s = r.spec;
-  Json j = {{"id", s.id},
-            {"group_id", s.group_id},
-            {"event_id", s.event_id},
-            {"court", {{"id", s.court_id}, {"name", s.court_name}}},
-            {"reference", s.reference},
-            {"title", s.title},
-            {"template", s.template_name},
-            {"channels", s.channels},
-            {"origin", s.origin},
-            {"state", r.state},
+  Json j = spec_to_json(r.spec);  // what was asked, then how far it got
+  j.update({{"state", r.state},
             {"members", r.members},
             {"fanout",
              {{"members_planned", r.cursor},
@@ -472,7 +439,7 @@ Json progress_json(const BroadcastRecord& r, std::int64_t now_ms) {
             {"finished_at", iso_or_null(r.finished_ms)},
             {"cancel_requested_at", iso_or_null(r.cancel_requested_ms)},
             {"elapsed_s", secs},
-            {"rate_per_s", secs > 0 ? static_cast<double>(dispatched) / secs : 0.0}};
+            {"rate_per_s", secs > 0 ? static_cast<double>(dispatched) / secs : 0.0}});
   if (!r.error.empty()) j["error"] = r.error;
   return j;
 }

@@ -13,26 +13,6 @@
 namespace songda::ledger {
 namespace {
 
-// Renews the lease only if it is still ours: 1 renewed, 0 not ours.
-const LuaScript& renew_script() {
-  static const LuaScript s(R"LUA(
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-)LUA");
-  return s;
-}
-
-const LuaScript& release_script() {
-  static const LuaScript s(R"LUA(
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-)LUA");
-  return s;
-}
-
 // Stores a signed checkpoint while the lease is ours and it extends the newest one.
 // KEYS: lease, checkpoints, latest, hashes. ARGV: holder, json, tree size, ttl.
 const LuaScript& store_checkpoint_script() {
@@ -114,21 +94,19 @@ void Checkpointer::lost_lease() {
 }
 
 Result<bool> Checkpointer::hold_lease() {
-  const std::string ttl = std::to_string(config_.lease_ttl_ms);
   if (leader_.load()) {
-    auto r = pool_.eval(renew_script(), {kLeaseKey}, {config_.instance_id, ttl});
-    if (!r) return r.error();
-    if (r->integer == 1) return true;
+    auto renewed = renew_lease(pool_, kLeaseKey, config_.instance_id, config_.lease_ttl_ms);
+    if (!renewed) return renewed.error();
+    if (*renewed) return true;
     lost_lease();
   }
-  auto r = pool_.command({"SET", kLeaseKey, config_.instance_id, "NX", "PX", ttl});
-  if (!r) return r.error();
-  if (r->type != RedisReply::Type::kStatus || r->str != "OK") return false;
+  auto taken = take_lease(pool_, kLeaseKey, config_.instance_id, config_.lease_ttl_ms);
+  if (!taken || !*taken) return taken;
   // Newly ours: learn what the previous holder signed.
   auto latest = read_latest_checkpoint(pool_);
   if (!latest) {
     // Give it back rather than sign without knowing the newest checkpoint.
-    (void)pool_.eval(release_script(), {kLeaseKey}, {config_.instance_id});
+    release_lease(pool_, kLeaseKey, config_.instance_id);
     return latest.error();
   }
   {
@@ -327,7 +305,7 @@ void Checkpointer::stop() {
   if (signer_.joinable()) signer_.join();
   if (publisher_.joinable()) publisher_.join();
   if (leader_.exchange(false)) {
-    (void)pool_.eval(release_script(), {kLeaseKey}, {config_.instance_id});
+    release_lease(pool_, kLeaseKey, config_.instance_id);
     spdlog::info("evidence log: instance {} gave the signing lease up", config_.instance_id);
   }
   std::lock_guard lock(run_mu_);

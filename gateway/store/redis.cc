@@ -236,4 +236,43 @@ Result<RedisReply> RedisPool::eval(const LuaScript& script, const std::vector<st
   return lease.value()->eval(script, keys, args);
 }
 
+namespace {
+
+const LuaScript& renew_lease_script() {
+  static const LuaScript s(R"LUA(
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+)LUA");
+  return s;
+}
+
+const LuaScript& release_lease_script() {
+  static const LuaScript s(R"LUA(
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+)LUA");
+  return s;
+}
+
+}  // namespace
+
+Result<bool> take_lease(RedisPool& pool, const std::string& key, const std::string& holder, int ttl_ms) {
+  auto r = pool.command({"SET", key, holder, "NX", "PX", std::to_string(ttl_ms)});
+  if (!r) return r.error();
+  return r->type == RedisReply::Type::kStatus && r->str == "OK";
+}
+
+Result<bool> renew_lease(RedisPool& pool, const std::string& key, const std::string& holder, int ttl_ms) {
+  auto r = pool.eval(renew_lease_script(), {key}, {holder, std::to_string(ttl_ms)});
+  if (!r) return r.error();
+  return r->integer == 1;
+}
+
+void release_lease(RedisPool& pool, const std::string& key, const std::string& holder) {
+  (void)pool.eval(release_lease_script(), {key}, {holder});
+}
+
 }  // namespace songda

@@ -119,4 +119,13 @@ class RedisPool {
   int size_;
 };
 
+// A lease held in one Redis key by one holder at a time (SET NX PX); only its holder renews or releases it,
+// and a crashed holder's lease runs out after its TTL.
+// take_lease: true if it was free and is now `holder`'s.
+Result<bool> take_lease(RedisPool& pool, const std::string& key, const std::string& holder, int ttl_ms);
+// renew_lease: true if it is still `holder`'s (its TTL starts again); false if it ran out or another took it.
+Result<bool> renew_lease(RedisPool& pool, const std::string& key, const std::string& holder, int ttl_ms);
+// release_lease: gives it up if it is still `holder`'s (best effort: it runs out anyway).
+void release_lease(RedisPool& pool, const std::string& key, const std::string& holder);
+
 }  // namespace songda

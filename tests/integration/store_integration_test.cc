@@ -224,6 +224,7 @@ TEST_F(StoreTest, AReceiptBeforeItsSendIsRecordedIsParkedThenAppliedOnce) {
   EXPECT_EQ(p.retry_parked(now + 6000).value(), 0);
   EXPECT_EQ(counters.applied_later.load(), 1u);
   auto v = store_->get_delivery(wx.id).value();
+  ASSERT_TRUE(v);
   EXPECT_EQ(v->history.back().at_ms, now + 300);  // the provider's time
 }
 
@@ -317,6 +318,7 @@ TEST_F(StoreTest, TheOperatorsReportAfterTheRecipientReadItIsStillRecordedOnce) 
   EXPECT_EQ(status(sms.id), "READ") << "the status does not move back";
   EXPECT_EQ(pool_->command({"LLEN", "sd:ev:leaves"})->integer, leaves_before + 1) << "DELIVERED evidence, once";
   auto v = store_->get_delivery(sms.id).value();
+  ASSERT_TRUE(v);
   int delivered = 0;
   for (const auto& h : v->history) {
     if (h.status == "DELIVERED") {
