@@ -158,13 +158,7 @@ int main(int argc, char** argv) {
   so.threads = 32;
   sim::Simulator simulator(so);
   simulator.start();
-  setenv("SONGDA_ALIYUN_ACCESS_KEY_ID", std::string(sim::kDefaultAliyunAccessKeyId).c_str(), 1);
-  setenv("SONGDA_ALIYUN_ACCESS_KEY_SECRET", std::string(sim::kDefaultAliyunAccessKeySecret).c_str(), 1);
-  setenv("SONGDA_TENCENT_SECRET_ID", std::string(sim::kDefaultTencentSecretId).c_str(), 1);
-  setenv("SONGDA_TENCENT_SECRET_KEY", std::string(sim::kDefaultTencentSecretKey).c_str(), 1);
-  setenv("SONGDA_WECHAT_APP_SECRET", std::string(sim::kDefaultWechatAppSecret).c_str(), 1);
-  setenv("SONGDA_WECHAT_CALLBACK_TOKEN", std::string(sim::kDefaultWechatCallbackToken).c_str(), 1);
-  setenv("SONGDA_CALLBACK_KEY", std::string(sim::kDefaultCallbackKey).c_str(), 1);
+  sim::export_default_credentials();
   setenv("SONGDA_API_KEYS", "HN-SQ-ZY=bench-court-key-000000001", 1);
   for (auto& p : config.channels.sms.providers) {
     p.endpoint = simulator.base_url();

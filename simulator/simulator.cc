@@ -10,6 +10,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <utility>
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
@@ -737,5 +738,18 @@ nlohmann::json Simulator::messages(std::optional<Provider> provider, std::string
   return impl_->messages(provider, key);
 }
 void Simulator::expire_wechat_tokens(int errcode) { impl_->expire_wechat_tokens(errcode); }
+
+void export_default_credentials() {
+  const std::pair<const char*, std::string_view> vars[] = {
+      {"SONGDA_ALIYUN_ACCESS_KEY_ID", kDefaultAliyunAccessKeyId},
+      {"SONGDA_ALIYUN_ACCESS_KEY_SECRET", kDefaultAliyunAccessKeySecret},
+      {"SONGDA_TENCENT_SECRET_ID", kDefaultTencentSecretId},
+      {"SONGDA_TENCENT_SECRET_KEY", kDefaultTencentSecretKey},
+      {"SONGDA_WECHAT_APP_SECRET", kDefaultWechatAppSecret},
+      {"SONGDA_WECHAT_CALLBACK_TOKEN", kDefaultWechatCallbackToken},
+      {"SONGDA_CALLBACK_KEY", kDefaultCallbackKey},
+  };
+  for (const auto& [name, value] : vars) setenv(name, std::string(value).c_str(), 1);
+}
 
 }  // namespace songda::sim

@@ -92,6 +92,11 @@ inline constexpr std::string_view kDefaultWechatAppSecret = "sim-wechat-app-secr
 inline constexpr std::string_view kDefaultWechatCallbackToken = "sim-wechat-callback-token";
 inline constexpr std::string_view kDefaultCallbackKey = "sim-callback-key";
 
+// Sets the environment variables an in-process Songda reads its provider credentials and callback secrets
+// from (SONGDA_ALIYUN_ACCESS_KEY_ID, …, SONGDA_CALLBACK_KEY) to the defaults above: for the demo, tests and
+// benchmarks that talk to a simulator started with default credentials.
+void export_default_credentials();
+
 struct SimulatorOptions {
   std::string listen_host = "127.0.0.1";  // loopback only
   int listen_port = 0;                    // 0 = any free port (see Simulator::port())

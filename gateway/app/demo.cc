@@ -134,13 +134,7 @@ int run_demo(const DemoOptions& opts) {
   sim_options.wechat.receipt.delay_ms = 300;
   Simulator sim(sim_options);
   sim.start();
-  setenv("SONGDA_ALIYUN_ACCESS_KEY_ID", std::string(kDefaultAliyunAccessKeyId).c_str(), 1);
-  setenv("SONGDA_ALIYUN_ACCESS_KEY_SECRET", std::string(kDefaultAliyunAccessKeySecret).c_str(), 1);
-  setenv("SONGDA_TENCENT_SECRET_ID", std::string(kDefaultTencentSecretId).c_str(), 1);
-  setenv("SONGDA_TENCENT_SECRET_KEY", std::string(kDefaultTencentSecretKey).c_str(), 1);
-  setenv("SONGDA_WECHAT_APP_SECRET", std::string(kDefaultWechatAppSecret).c_str(), 1);
-  setenv("SONGDA_WECHAT_CALLBACK_TOKEN", std::string(kDefaultWechatCallbackToken).c_str(), 1);
-  setenv("SONGDA_CALLBACK_KEY", std::string(kDefaultCallbackKey).c_str(), 1);
+  export_default_credentials();
   for (auto& p : config.channels.sms.providers) {
     p.endpoint = sim.base_url();
     for (const auto& t : config.templates) {

@@ -78,13 +78,7 @@ class BroadcastTest : public ::testing::Test {
     so.threads = 32;
     sim_ = std::make_unique<sim::Simulator>(so);
     sim_->start();
-    setenv("SONGDA_ALIYUN_ACCESS_KEY_ID", std::string(sim::kDefaultAliyunAccessKeyId).c_str(), 1);
-    setenv("SONGDA_ALIYUN_ACCESS_KEY_SECRET", std::string(sim::kDefaultAliyunAccessKeySecret).c_str(), 1);
-    setenv("SONGDA_TENCENT_SECRET_ID", std::string(sim::kDefaultTencentSecretId).c_str(), 1);
-    setenv("SONGDA_TENCENT_SECRET_KEY", std::string(sim::kDefaultTencentSecretKey).c_str(), 1);
-    setenv("SONGDA_WECHAT_APP_SECRET", std::string(sim::kDefaultWechatAppSecret).c_str(), 1);
-    setenv("SONGDA_WECHAT_CALLBACK_TOKEN", std::string(sim::kDefaultWechatCallbackToken).c_str(), 1);
-    setenv("SONGDA_CALLBACK_KEY", std::string(sim::kDefaultCallbackKey).c_str(), 1);
+    sim::export_default_credentials();
     setenv("SONGDA_API_KEYS", (std::string(kCourt) + "=" + kCourtKey + ",HN-ZZ-JS=" + kOtherKey).c_str(), 1);
     for (auto& p : config_.channels.sms.providers) p.endpoint = sim_->base_url();
     config_.channels.wechat.endpoint = sim_->base_url();
