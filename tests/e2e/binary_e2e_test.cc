@@ -37,6 +37,7 @@
 #include "gateway/store/redis.h"
 #include "tests/e2e/e2e_support.h"
 #include "tests/support/kafka_util.h"
+#include "tests/support/service_config.h"
 
 #if !defined(SONGDA_BINARY) || !defined(SONGDA_SIM_BINARY)
 #error "SONGDA_BINARY and SONGDA_SIM_BINARY (paths of songda and songda-provider-sim) must be defined by the build"
@@ -47,8 +48,10 @@ namespace {
 
 using namespace std::chrono_literals;
 using e2e::ChildProcess;
+using e2e::provider_env;
 using e2e::wait_until;
 using testing::committed_vs_end;
+using testing::redis_url_with_db;
 using testing::require_env;
 using testing::unique_name;
 
@@ -70,13 +73,6 @@ std::unique_ptr<RedisConnection> connect_redis(const std::string& url) {
   auto c = RedisConnection::connect(ep.value(), 5000);
   if (!c.ok()) throw std::runtime_error("cannot connect to " + url + ": " + c.error().message);
   return std::move(c.value());
-}
-
-std::string redis_url_with_db(const std::string& base, int db) {
-  std::string url = base;
-  const auto slash = url.rfind('/');
-  if (slash != std::string::npos && slash > 8) url = url.substr(0, slash);
-  return url + "/" + std::to_string(db);
 }
 
 std::vector<std::string> scan_keys(RedisConnection& r, const std::string& pattern) {
@@ -382,20 +378,6 @@ struct Instance {
   int sim_port = 0;
   Config config;  // the config file as loaded (routes for the expected deliveries)
 };
-
-// Provider credentials and the receipt key, the same for songda and the simulator (never in the YAML).
-const std::map<std::string, std::string>& provider_env() {
-  static const std::map<std::string, std::string> env = {
-      {"SONGDA_ALIYUN_ACCESS_KEY_ID", "e2e-aliyun-access-key-id"},
-      {"SONGDA_ALIYUN_ACCESS_KEY_SECRET", "e2e-aliyun-access-key-secret"},
-      {"SONGDA_TENCENT_SECRET_ID", "AKIDe2etest0000000000000000000000000"},
-      {"SONGDA_TENCENT_SECRET_KEY", "e2e-tencent-secret-key"},
-      {"SONGDA_WECHAT_APP_SECRET", "e2e-wechat-app-secret"},
-      {"SONGDA_WECHAT_CALLBACK_TOKEN", "e2e-wechat-callback-token"},
-      {"SONGDA_CALLBACK_KEY", "e2e-callback-key-0123456789"},
-  };
-  return env;
-}
 
 class BinaryE2eTest : public ::testing::Test {
  protected:

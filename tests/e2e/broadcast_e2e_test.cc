@@ -18,6 +18,7 @@
 #include "gateway/store/redis.h"
 #include "tests/e2e/e2e_support.h"
 #include "tests/support/kafka_util.h"
+#include "tests/support/service_config.h"
 
 #if !defined(SONGDA_BINARY) || !defined(SONGDA_SIM_BINARY)
 #error "SONGDA_BINARY and SONGDA_SIM_BINARY must be defined by the build"
@@ -28,34 +29,17 @@ namespace {
 
 using namespace std::chrono_literals;
 using e2e::ChildProcess;
+using e2e::provider_env;
 using e2e::wait_until;
 using Json = nlohmann::json;
 
 constexpr const char* kCourtKey = "e2e-broadcast-court-key-0001";
 
-const std::map<std::string, std::string>& provider_env() {
-  static const std::map<std::string, std::string> env = {
-      {"SONGDA_ALIYUN_ACCESS_KEY_ID", "e2e-aliyun-access-key-id"},
-      {"SONGDA_ALIYUN_ACCESS_KEY_SECRET", "e2e-aliyun-access-key-secret"},
-      {"SONGDA_TENCENT_SECRET_ID", "AKIDe2etest0000000000000000000000000"},
-      {"SONGDA_TENCENT_SECRET_KEY", "e2e-tencent-secret-key"},
-      {"SONGDA_WECHAT_APP_SECRET", "e2e-wechat-app-secret"},
-      {"SONGDA_WECHAT_CALLBACK_TOKEN", "e2e-wechat-callback-token"},
-      {"SONGDA_CALLBACK_KEY", "e2e-callback-key-0123456789"},
-  };
-  return env;
-}
-
-std::string redis_url_db(const std::string& base, int db) {
-  const auto slash = base.rfind('/');
-  return (slash != std::string::npos && slash > 8 ? base.substr(0, slash) : base) + "/" + std::to_string(db);
-}
-
 class BroadcastE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
     brokers_ = testing::require_env("SONGDA_TEST_KAFKA_BROKERS");
-    redis_url_ = redis_url_db(testing::require_env("SONGDA_TEST_REDIS_URL"), 8);
+    redis_url_ = testing::redis_url_with_db(testing::require_env("SONGDA_TEST_REDIS_URL"), 8);
     port_ = e2e::free_port();
     sim_port_ = e2e::free_port();
     const std::string topic = testing::unique_name("e2e-bcast");

@@ -253,4 +253,17 @@ bool is_rfc3339(const std::string& s) {
   return std::regex_match(s, re);
 }
 
+const std::map<std::string, std::string>& provider_env() {
+  static const std::map<std::string, std::string> env = {
+      {"SONGDA_ALIYUN_ACCESS_KEY_ID", "e2e-aliyun-access-key-id"},
+      {"SONGDA_ALIYUN_ACCESS_KEY_SECRET", "e2e-aliyun-access-key-secret"},
+      {"SONGDA_TENCENT_SECRET_ID", "AKIDe2etest0000000000000000000000000"},
+      {"SONGDA_TENCENT_SECRET_KEY", "e2e-tencent-secret-key"},
+      {"SONGDA_WECHAT_APP_SECRET", "e2e-wechat-app-secret"},
+      {"SONGDA_WECHAT_CALLBACK_TOKEN", "e2e-wechat-callback-token"},
+      {"SONGDA_CALLBACK_KEY", "e2e-callback-key-0123456789"},
+  };
+  return env;
+}
+
 }  // namespace songda::e2e

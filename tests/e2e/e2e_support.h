@@ -86,6 +86,10 @@ void set_yaml_value(std::string& yaml, const std::string& section, const std::st
 // The value of an unlabelled Prometheus sample `name` in an exposition text, nullopt if absent.
 std::optional<double> metric_value(const std::string& exposition, const std::string& name);
 
+// Provider credentials and the receipt key for a songda child and a songda-provider-sim child, the same
+// for both (never in the YAML).
+const std::map<std::string, std::string>& provider_env();
+
 // True when `s` is an RFC 3339 date-time (with a 'Z' or numeric offset).
 bool is_rfc3339(const std::string& s);
 

@@ -13,13 +13,12 @@
 #include "gateway/core/text.h"
 #include "simulator/simulator.h"
 #include "tests/support/kafka_util.h"
+#include "tests/support/service_config.h"
 
 namespace songda {
 namespace {
 
 using Json = nlohmann::json;
-using testing::require_env;
-using testing::unique_name;
 
 constexpr const char* kCourt = "HN-SQ-ZY";
 constexpr const char* kCourtKey = "key-for-shangqiu-court-0001";
@@ -48,29 +47,14 @@ std::string csv_of(int n, int bad_at = -1) {
 class BroadcastTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    brokers_ = require_env("SONGDA_TEST_KAFKA_BROKERS");
-    auto loaded = load_config_file(std::string(SONGDA_SOURCE_DIR) + "/config/gateway.yaml");
-    ASSERT_TRUE(loaded.config.has_value());
-    config_ = *loaded.config;
-    config_.kafka.brokers = brokers_;
-    config_.kafka.topic = unique_name("bc-events");
-    config_.kafka.dlq_topic = config_.kafka.topic + ".dlq";
-    config_.kafka.group_id = unique_name("songda-bc");
-    const std::string url = require_env("SONGDA_TEST_REDIS_URL");
-    config_.redis.url = url.substr(0, url.rfind('/')) + "/7";
+    config_ = testing::config_for_test_services("bc", 7);
+    brokers_ = config_.kafka.brokers;
     config_.redis.pool_size = 16;
-    config_.http.listen = "127.0.0.1:0";
-    config_.dispatch.poll_ms = 10;
-    config_.quiet_hours.enabled = false;
     config_.channels.email.enabled = false;
     for (auto& p : config_.channels.sms.providers) {
       p.rate_per_sec = 100000;
       p.concurrency = 16;
     }
-    testing::create_topic(brokers_, config_.kafka.topic, 2);
-    testing::create_topic(brokers_, config_.kafka.dlq_topic, 1);
-    auto ep = parse_redis_url(config_.redis.url);
-    ASSERT_TRUE(RedisConnection::connect(ep.value(), 2000).value()->command({"FLUSHDB"}).ok());
 
     sim::SimulatorOptions so;
     so.aliyun.receipt.delay_ms = 50;

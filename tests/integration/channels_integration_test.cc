@@ -10,12 +10,12 @@
 #include "gateway/core/text.h"
 #include "simulator/simulator.h"
 #include "tests/support/kafka_util.h"
+#include "tests/support/service_config.h"
 
 namespace songda {
 namespace {
 
 using testing::require_env;
-using testing::unique_name;
 
 nlohmann::json summons(const std::string& id, int n, bool with_wechat, bool with_email, bool with_app) {
   nlohmann::json contacts = {{"mobile", "+86138" + std::to_string(10000000 + n)}};
@@ -41,23 +41,8 @@ nlohmann::json summons(const std::string& id, int n, bool with_wechat, bool with
 class ChannelsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    brokers_ = require_env("SONGDA_TEST_KAFKA_BROKERS");
-    auto loaded = load_config_file(std::string(SONGDA_SOURCE_DIR) + "/config/gateway.yaml");
-    ASSERT_TRUE(loaded.config.has_value());
-    config_ = *loaded.config;
-    config_.kafka.brokers = brokers_;
-    config_.kafka.topic = unique_name("ch-events");
-    config_.kafka.dlq_topic = config_.kafka.topic + ".dlq";
-    config_.kafka.group_id = unique_name("songda-ch");
-    std::string url = require_env("SONGDA_TEST_REDIS_URL");
-    config_.redis.url = url.substr(0, url.rfind('/')) + "/3";
-    config_.http.listen = "127.0.0.1:0";
-    config_.dispatch.poll_ms = 10;
-    config_.quiet_hours.enabled = false;
-    testing::create_topic(brokers_, config_.kafka.topic, 2);
-    testing::create_topic(brokers_, config_.kafka.dlq_topic, 1);
-    auto ep = parse_redis_url(config_.redis.url);
-    ASSERT_TRUE(RedisConnection::connect(ep.value(), 2000).value()->command({"FLUSHDB"}).ok());
+    config_ = testing::config_for_test_services("ch", 3);
+    brokers_ = config_.kafka.brokers;
 
     sim::SimulatorOptions so;
     so.aliyun.receipt.delay_ms = 100;

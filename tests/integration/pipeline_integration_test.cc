@@ -14,21 +14,13 @@
 #include "gateway/app/app.h"
 #include "gateway/core/text.h"
 #include "tests/support/kafka_util.h"
+#include "tests/support/service_config.h"
 
 namespace songda {
 namespace {
 
-using testing::create_topic;
+using testing::config_for_test_services;
 using testing::read_all;
-using testing::require_env;
-using testing::unique_name;
-
-std::string redis_url_with_db(int db) {
-  std::string url = require_env("SONGDA_TEST_REDIS_URL");
-  const auto slash = url.rfind('/');
-  if (slash != std::string::npos && slash > 8) url = url.substr(0, slash);
-  return url + "/" + std::to_string(db);
-}
 
 nlohmann::json make_event(int i, int recipients) {
   static const char* kTypes[] = {"summons.issued", "hearing.scheduled", "notice.general", "judgment.issued"};
@@ -88,30 +80,14 @@ std::size_t expected_deliveries(const Config& config, const nlohmann::json& e) {
 class PipelineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    brokers_ = require_env("SONGDA_TEST_KAFKA_BROKERS");
-    auto loaded = load_config_file(std::string(SONGDA_SOURCE_DIR) + "/config/gateway.yaml");
-    ASSERT_TRUE(loaded.config.has_value()) << (loaded.issues.empty() ? "" : loaded.issues[0].to_string());
-    config_ = *loaded.config;
-    config_.kafka.brokers = brokers_;
-    config_.kafka.topic = unique_name("case-events");
-    config_.kafka.dlq_topic = config_.kafka.topic + ".dlq";
-    config_.kafka.group_id = unique_name("songda-it");
+    config_ = config_for_test_services("it", 1, 4);
+    brokers_ = config_.kafka.brokers;
     config_.kafka.max_event_bytes = 64 * 1024;
-    config_.redis.url = redis_url_with_db(1);
-    config_.http.listen = "127.0.0.1:0";
-    config_.dispatch.poll_ms = 10;
     // This tier is about ingest and in-app delivery: the provider channels are left unconfigured here
     // (their deliveries wait in their queues); channels_integration_test drives them through the simulator.
     config_.channels.sms.providers.clear();
     config_.channels.wechat.enabled = false;
     config_.channels.email.enabled = false;
-    create_topic(brokers_, config_.kafka.topic, 4);
-    create_topic(brokers_, config_.kafka.dlq_topic, 1);
-    auto ep = parse_redis_url(config_.redis.url);
-    ASSERT_TRUE(ep.ok());
-    auto conn = RedisConnection::connect(ep.value(), 2000);
-    ASSERT_TRUE(conn.ok()) << conn.error().message;
-    ASSERT_TRUE(conn.value()->command({"FLUSHDB"}).ok());
   }
 
   std::string brokers_;

@@ -7,6 +7,7 @@
 #include "gateway/receipts/receipts.h"
 #include "gateway/store/store.h"
 #include "tests/support/kafka_util.h"
+#include "tests/support/service_config.h"
 
 namespace songda {
 namespace {
@@ -28,9 +29,7 @@ Completion done(const std::string& id, const std::string& channel, const std::st
 class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string url = testing::require_env("SONGDA_TEST_REDIS_URL");
-    url = url.substr(0, url.rfind('/')) + "/2";
-    auto ep = parse_redis_url(url);
+    auto ep = parse_redis_url(testing::redis_url_with_db(testing::require_env("SONGDA_TEST_REDIS_URL"), 2));
     ASSERT_TRUE(ep.ok());
     pool_ = std::make_unique<RedisPool>(ep.value(), 4, 2000);
     ASSERT_TRUE(pool_->command({"FLUSHDB"}).ok());
