@@ -312,11 +312,18 @@ int run_demo(const DemoOptions& opts) {
   bool verified = false;
   std::string certificate_path;
   {
-    const DeliveryView* pick = nullptr;
+    // Best: a document served through a provider (its receipt) to an address the party gave (served on
+    // arrival); then any provider delivery that arrived; then whatever there is.
+    const auto rank = [](const DeliveryView& v) {
+      const auto& d = v.delivery;
+      const bool arrived = v.status == "DELIVERED" && (d.channel == kChannelSms || d.channel == kChannelWechat);
+      const bool served_on_arrival = d.consent_basis == "provided" || d.consent_basis == "confirmed";
+      return (arrived ? 2 : 0) + (arrived && served_on_arrival && d.document ? 1 : 0);
+    };
+    const DeliveryView* pick = views.empty() ? nullptr : &views.front();
     for (const auto& v : views) {
-      if (v.delivery.channel == kChannelSms && v.status == "DELIVERED") pick = &v;
+      if (rank(v) > rank(*pick)) pick = &v;
     }
-    if (pick == nullptr && !views.empty()) pick = &views.front();
     if (pick != nullptr) {
       httplib::Client cli(app.http().host(), app.http().port());
       const httplib::Headers auth{{"Authorization", "Bearer " + admin}};
