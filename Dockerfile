@@ -8,7 +8,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       g++ cmake ninja-build pkg-config librdkafka-dev libhiredis-dev libcpp-httplib-dev libyaml-cpp-dev \
       libgtest-dev libgmock-dev nlohmann-json3-dev libvalijson-dev libssl-dev libcurl4-openssl-dev \
-      prometheus-cpp-dev libspdlog-dev libpugixml-dev ca-certificates \
+      prometheus-cpp-dev libspdlog-dev libpugixml-dev libjemalloc-dev ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -19,7 +19,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
       librdkafka1 libhiredis0.14 libcpp-httplib0.11 libyaml-cpp0.7 libssl3 libcurl4 libprometheus-cpp-core1.0 \
-      libspdlog1.10 libfmt9 libpugixml1v5 ca-certificates \
+      libspdlog1.10 libfmt9 libpugixml1v5 libjemalloc2 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 songda
 COPY --from=build /src/build/songda /usr/local/bin/songda

@@ -7,10 +7,31 @@
 #include <openssl/sha.h>
 
 #include <array>
+#include <memory>
 #include <stdexcept>
 
 namespace songda {
 namespace {
+
+// OpenSSL 3 looks an algorithm up (locks, property query) on every EVP_Digest given a legacy EVP_sha256();
+// a digest fetched once does not (OpenSSL's "explicit fetching"). Fetched on first use, kept for the process.
+using FetchedMd = std::unique_ptr<EVP_MD, decltype(&EVP_MD_free)>;
+
+FetchedMd fetch(const char* name) {
+  FetchedMd md(EVP_MD_fetch(nullptr, name, nullptr), &EVP_MD_free);
+  if (!md) throw std::runtime_error(std::string("EVP_MD_fetch failed for ") + name);
+  return md;
+}
+
+const EVP_MD* sha256_md() {
+  static const FetchedMd md = fetch("SHA2-256");
+  return md.get();
+}
+
+const EVP_MD* sha1_md() {
+  static const FetchedMd md = fetch("SHA1");
+  return md.get();
+}
 
 std::string digest(const EVP_MD* md, std::string_view data) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> out{};
@@ -40,9 +61,9 @@ int hex_value(char c) {
 
 }  // namespace
 
-std::string sha256_raw(std::string_view data) { return digest(EVP_sha256(), data); }
+std::string sha256_raw(std::string_view data) { return digest(sha256_md(), data); }
 std::string sha256_hex(std::string_view data) { return to_hex(sha256_raw(data)); }
-std::string sha1_raw(std::string_view data) { return digest(EVP_sha1(), data); }
+std::string sha1_raw(std::string_view data) { return digest(sha1_md(), data); }
 std::string sha1_hex(std::string_view data) { return to_hex(sha1_raw(data)); }
 std::string hmac_sha256_raw(std::string_view key, std::string_view data) { return hmac(EVP_sha256(), key, data); }
 std::string hmac_sha1_raw(std::string_view key, std::string_view data) { return hmac(EVP_sha1(), key, data); }

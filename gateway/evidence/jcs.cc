@@ -17,11 +17,10 @@ using Json = nlohmann::json;
 
 Error jcs_error(std::string message) { return Error::permanent("jcs", std::move(message)); }
 
-// Decodes UTF-8 into UTF-16 code units; nullopt on malformed input (overlong
-// forms, surrogates, values past U+10FFFF, truncated sequences).
-std::optional<std::u16string> utf16_units(std::string_view s) {
-  std::u16string out;
-  out.reserve(s.size());
+// Walks the code points of UTF-8 text, calling emit(code point) for each; false on malformed
+// input (overlong forms, surrogates, values past U+10FFFF, truncated sequences).
+template <typename Emit>
+bool for_each_code_point(std::string_view s, Emit&& emit) {
   std::size_t i = 0;
   while (i < s.size()) {
     const auto c = static_cast<unsigned char>(s[i]);
@@ -38,17 +37,32 @@ std::optional<std::u16string> utf16_units(std::string_view s) {
         len = 4;
         cp = c & 0x07u;
       } else {
-        return std::nullopt;
+        return false;
       }
-      if (i + len > s.size()) return std::nullopt;
+      if (i + len > s.size()) return false;
       for (std::size_t k = 1; k < len; ++k) {
         const auto cc = static_cast<unsigned char>(s[i + k]);
-        if ((cc & 0xC0) != 0x80) return std::nullopt;
+        if ((cc & 0xC0) != 0x80) return false;
         cp = (cp << 6) | (cc & 0x3Fu);
       }
-      if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return std::nullopt;
-      if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return std::nullopt;
+      if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return false;
+      if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
     }
+    emit(cp);
+    i += len;
+  }
+  return true;
+}
+
+bool valid_utf8(std::string_view s) {
+  return for_each_code_point(s, [](std::uint32_t) {});
+}
+
+// UTF-8 text as UTF-16 code units (the order JCS sorts member names in); nullopt when malformed.
+std::optional<std::u16string> utf16_units(std::string_view s) {
+  std::u16string out;
+  out.reserve(s.size());
+  const bool ok = for_each_code_point(s, [&out](std::uint32_t cp) {
     if (cp >= 0x10000) {
       const std::uint32_t v = cp - 0x10000;
       out.push_back(static_cast<char16_t>(0xD800 + (v >> 10)));
@@ -56,15 +70,15 @@ std::optional<std::u16string> utf16_units(std::string_view s) {
     } else {
       out.push_back(static_cast<char16_t>(cp));
     }
-    i += len;
-  }
+  });
+  if (!ok) return std::nullopt;
   return out;
 }
 
 // JSON.stringify's escaping: the two mandatory escapes, the five short forms,
 // \u00xx (lowercase) for the other controls; everything else verbatim.
 Status append_string(std::string& out, std::string_view s) {
-  if (!utf16_units(s)) return jcs_error("string is not valid UTF-8; hint: decode the source text correctly first");
+  if (!valid_utf8(s)) return jcs_error("string is not valid UTF-8; hint: decode the source text correctly first");
   static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
   for (const char ch : s) {
@@ -149,23 +163,44 @@ std::string es_layout(const Decimal& d) {
 
 Status append_value(std::string& out, const Json& v);
 
+Status append_member(std::string& out, bool first, const Json::object_t::value_type& member) {
+  if (!first) out.push_back(',');
+  if (auto s = append_string(out, member.first); !s) return s;
+  out.push_back(':');
+  return append_value(out, member.second);
+}
+
+// JCS orders member names by their UTF-16 code units. nlohmann keeps them in a std::map, ordered by
+// their UTF-8 bytes, which is code point order; the two orders differ only where a name holds a code
+// point past U+FFFF (a surrogate pair sorts before U+E000–U+FFFF), i.e. a 4-byte UTF-8 sequence
+// (lead byte 0xF0 or above). Without one the map's order is used as it is, with no copy.
 Status append_object(std::string& out, const Json& v) {
-  std::vector<std::pair<std::u16string, const Json::object_t::value_type*>> members;
-  members.reserve(v.size());
-  for (const auto& member : v.get_ref<const Json::object_t&>()) {
-    auto units = utf16_units(member.first);
-    if (!units) return jcs_error("object member name is not valid UTF-8");
-    members.emplace_back(std::move(*units), &member);
-  }
-  std::sort(members.begin(), members.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  const auto& object = v.get_ref<const Json::object_t&>();
+  const bool map_order_is_jcs_order = std::none_of(object.begin(), object.end(), [](const auto& member) {
+    return std::any_of(member.first.begin(), member.first.end(),
+                       [](char c) { return static_cast<unsigned char>(c) >= 0xF0; });
+  });
   out.push_back('{');
-  bool first = true;
-  for (const auto& [units, member] : members) {
-    if (!first) out.push_back(',');
-    first = false;
-    if (auto s = append_string(out, member->first); !s) return s;
-    out.push_back(':');
-    if (auto s = append_value(out, member->second); !s) return s;
+  if (map_order_is_jcs_order) {
+    bool first = true;
+    for (const auto& member : object) {
+      if (auto s = append_member(out, first, member); !s) return s;
+      first = false;
+    }
+  } else {
+    std::vector<std::pair<std::u16string, const Json::object_t::value_type*>> members;
+    members.reserve(object.size());
+    for (const auto& member : object) {
+      auto units = utf16_units(member.first);
+      if (!units) return jcs_error("string is not valid UTF-8; hint: decode the source text correctly first");
+      members.emplace_back(std::move(*units), &member);
+    }
+    std::sort(members.begin(), members.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    bool first = true;
+    for (const auto& [units, member] : members) {
+      if (auto s = append_member(out, first, *member); !s) return s;
+      first = false;
+    }
   }
   out.push_back('}');
   return ok_status();
@@ -226,8 +261,13 @@ Result<std::string> format_double(double d) {
   return out;
 }
 
+Status append_canonical(std::string& out, const nlohmann::json& value) { return append_value(out, value); }
+
+Status append_canonical_string(std::string& out, std::string_view value) { return append_string(out, value); }
+
 Result<std::string> canonicalize(const nlohmann::json& value) {
   std::string out;
+  out.reserve(512);  // an evidence record's canonical form is a few hundred bytes
   if (auto s = append_value(out, value); !s) return s.error();
   return out;
 }

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -25,6 +26,11 @@ namespace songda::evidence {
 // Errors (code "jcs"): NaN or infinite numbers, strings or names that are not
 // valid UTF-8, or a "discarded" value.
 Result<std::string> canonicalize(const nlohmann::json& value);
+
+// Appends the canonical bytes of `value` (or of one string) to `out`, for writers that lay out a
+// known object themselves (EvidenceRecord::canonical). Same errors; `out` is then partly written.
+Status append_canonical(std::string& out, const nlohmann::json& value);
+Status append_canonical_string(std::string& out, std::string_view value);
 
 // One double as ECMAScript's Number.prototype.toString writes it
 // ("1e+30", "4.5", "0.002", "1e-7", -0 → "0"). Error (code "jcs") for NaN/Inf.

@@ -26,7 +26,7 @@ _songda_deps_build=(
   librdkafka-dev libhiredis-dev libcpp-httplib-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libvalijson-dev
   libssl-dev libcurl4-openssl-dev prometheus-cpp-dev libspdlog-dev
-  libpugixml-dev clang-format clang-tidy
+  libpugixml-dev libjemalloc-dev clang-format clang-tidy
 )
 _songda_deps_services=(
   redis-server redis-tools kcat python3-aiosmtpd

@@ -54,6 +54,13 @@ TEST(Jcs, RfcSortingExample) {
             "\"\xf0\x9f\x98\x80\":\"Emoji: Grinning Face\",\"\xef\xac\xb3\":\"Hebrew Letter Dalet With Dagesh\"}");
 }
 
+// Without a name past U+FFFF, UTF-16 order is code point order: multi-byte names
+// (2- and 3-byte UTF-8) still sort the RFC's way, nested objects too.
+TEST(Jcs, BmpNamesSortByCodePoint) {
+  EXPECT_EQ(canon_text(R"({"\ufb33": 1, "\u20ac": 2, "a": {"\u00f6": 3, "\u0080": 4}, "\u00f6": 5})"),
+            "{\"a\":{\"\xc2\x80\":4,\"\xc3\xb6\":3},\"\xc3\xb6\":5,\"\xe2\x82\xac\":2,\"\xef\xac\xb3\":1}");
+}
+
 TEST(Jcs, NestedObjectsAreSortedAndArraysKeepOrder) {
   EXPECT_EQ(canon_text(R"({"b": [3, {"z": 1, "a": 2}], "a": {"y": null, "x": "s"}})"),
             R"({"a":{"x":"s","y":null},"b":[3,{"a":2,"z":1}]})");
@@ -141,9 +148,11 @@ TEST(Jcs, RejectsNonFiniteAndInvalidUtf8) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, "jcs");
   EXPECT_FALSE(canonicalize(Json(std::string("\xff"))).ok());
-  EXPECT_FALSE(canonicalize(Json(std::string("\xed\xa0\x80"))).ok());   // an encoded surrogate
-  EXPECT_FALSE(canonicalize(Json(std::string("\xc0\xaf"))).ok());       // overlong
-  EXPECT_FALSE(canonicalize(Json{{std::string("\xe2\x82"), 1}}).ok());  // truncated name
+  EXPECT_FALSE(canonicalize(Json(std::string("\xed\xa0\x80"))).ok());                         // an encoded surrogate
+  EXPECT_FALSE(canonicalize(Json(std::string("\xc0\xaf"))).ok());                             // overlong
+  EXPECT_FALSE(canonicalize(Json{{std::string("\xe2\x82"), 1}}).ok());                        // truncated name
+  EXPECT_FALSE(canonicalize(Json{{std::string("\xf8\x88\x80\x80\x80"), 1}, {"a", 2}}).ok());  // 5-byte form
+  EXPECT_FALSE(canonicalize(Json{{std::string("\xf0\x9f\x98"), 1}}).ok());                    // truncated 4-byte name
 }
 
 // Property: the text always parses back to the same double, and is never longer than needed.

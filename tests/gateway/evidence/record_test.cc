@@ -91,6 +91,23 @@ TEST(Record, CanonicalBytesArePinned) {
   EXPECT_EQ(*record_json_leaf_hash(to_json(r)), *r.leaf_hash());
 }
 
+// canonical() lays the record out itself; it must give exactly the bytes of the generic JCS of
+// to_json(r) (what verifiers recompute), whatever the text holds.
+TEST(Record, CanonicalIsTheJcsOfItsJson) {
+  for (const auto t : kAllTypes) {
+    EvidenceRecord r = make_record("wechat", t, testing::kT0);
+    EXPECT_EQ(*r.canonical(), *canonicalize(to_json(r))) << to_string(t);
+    r.case_number = "(2026)豫14民初\"1\\23\"号\n\x01";
+    r.court_id = "HN-\u2028";
+    r.event_time_ms = -1;
+    r.details["\xf0\x9f\x98\x80 note"] = {{"\xef\xac\xb3", 1.5}, {"a", {nullptr, true, "\t"}}};
+    EXPECT_EQ(*r.canonical(), *canonicalize(to_json(r))) << to_string(t);
+  }
+  EvidenceRecord bad = make_record("sms", EvidenceType::kRead, testing::kT0);
+  bad.case_number = std::string("\xc0\xaf");
+  EXPECT_EQ(bad.canonical().error().code, "jcs");
+}
+
 TEST(Record, CanonicalFormIgnoresSpelling) {
   const EvidenceRecord r = make_record("email", EvidenceType::kDispatched, testing::kT0);
   const nlohmann::json reparsed = nlohmann::json::parse(to_json(r).dump(2));
