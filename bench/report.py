@@ -289,7 +289,7 @@ def main():
         ("latency publish → provider accepted p50 / p95 / p99 (ms)",
          f"{fmt(lat.get('p50'))} / {fmt(lat.get('p95'))} / {fmt(lat.get('p99'))}",
          "p99 ≤ 100 at 2,000 ev/s" + ("" if paced else " (this run is unpaced: backlog latency)")),
-        ("latency publish → receipt recorded p50 / p99 (ms)",
+        ("latency publish → DELIVERED p50 / p99 (ms; the time the provider reports, in-app: the inbox write)",
          f"{fmt(col.get('latency_final_ms', {}).get('p50'))} / {fmt(col.get('latency_final_ms', {}).get('p99'))}", ""),
         ("Redis round trips per delivery (all paths)", fmt(r["round_trips_per_delivery"], 3), ""),
         ("Redis round trips per ingest batch", "1 (one EVALSHA per batch, by design)", "≤ 1"),
