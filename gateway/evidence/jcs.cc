@@ -165,7 +165,8 @@ Status append_value(std::string& out, const Json& v);
 
 Status append_member(std::string& out, bool first, const Json::object_t::value_type& member) {
   if (!first) out.push_back(',');
-  if (auto s = append_string(out, member.first); !s) return s;
+  // append_string fails only on bad UTF-8; for a name, say so
+  if (!append_string(out, member.first)) return jcs_error("object member name is not valid UTF-8");
   out.push_back(':');
   return append_value(out, member.second);
 }
@@ -192,7 +193,7 @@ Status append_object(std::string& out, const Json& v) {
     members.reserve(object.size());
     for (const auto& member : object) {
       auto units = utf16_units(member.first);
-      if (!units) return jcs_error("string is not valid UTF-8; hint: decode the source text correctly first");
+      if (!units) return jcs_error("object member name is not valid UTF-8");
       members.emplace_back(std::move(*units), &member);
     }
     std::sort(members.begin(), members.end(), [](const auto& a, const auto& b) { return a.first < b.first; });

@@ -153,6 +153,10 @@ TEST(Jcs, RejectsNonFiniteAndInvalidUtf8) {
   EXPECT_FALSE(canonicalize(Json{{std::string("\xe2\x82"), 1}}).ok());                        // truncated name
   EXPECT_FALSE(canonicalize(Json{{std::string("\xf8\x88\x80\x80\x80"), 1}, {"a", 2}}).ok());  // 5-byte form
   EXPECT_FALSE(canonicalize(Json{{std::string("\xf0\x9f\x98"), 1}}).ok());                    // truncated 4-byte name
+  // names are named as such, whether their order needed the UTF-16 sort or not
+  EXPECT_EQ(canonicalize(Json{{std::string("\xe2\x82"), 1}}).error().message, "object member name is not valid UTF-8");
+  EXPECT_EQ(canonicalize(Json{{std::string("\xf0\x9f\x98"), 1}}).error().message,
+            "object member name is not valid UTF-8");
 }
 
 // Property: the text always parses back to the same double, and is never longer than needed.
