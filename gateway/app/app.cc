@@ -92,6 +92,7 @@ App::App(Config config, AppOptions options) : config_(std::move(config)), option
     dispatcher_->set_channel_rate(kChannelEmail, config_.channels.email.rate_per_sec);
   }
   dispatcher_->set_quiet_hours(config_.quiet_hours);
+  ingest_->set_on_queued([this](const std::string& channel) { dispatcher_->wake(channel); });
   dispatcher_->set_receipt_key([receipt_namespace](const SendOutcome& o) -> std::string {
     const auto it = receipt_namespace.find(o.provider);
     if (it == receipt_namespace.end() || o.provider_message_id.empty()) return "";

@@ -176,8 +176,21 @@ void Dispatcher::run(Channel& channel, const std::atomic<bool>& stop) {
       continue;
     }
     backoff_ms = config_.poll_ms;
-    if (n.value() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(config_.poll_ms));
+    if (n.value() > 0) continue;
+    const std::string name(channel.name());
+    std::unique_lock lock(wake_mu_);
+    wake_cv_.wait_for(lock, std::chrono::milliseconds(config_.poll_ms),
+                      [&] { return woken_.contains(name) || stop.load(); });
+    woken_.erase(name);
   }
+}
+
+void Dispatcher::wake(const std::string& channel) {
+  {
+    const std::lock_guard lock(wake_mu_);
+    woken_.insert(channel);
+  }
+  wake_cv_.notify_all();
 }
 
 }  // namespace songda

@@ -14,10 +14,13 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -65,8 +68,11 @@ class Dispatcher {
   // One claim -> send -> complete cycle. Returns how many deliveries it handled.
   Result<int> run_once(Channel& channel, std::int64_t now_ms);
 
-  // Loops run_once for the channel until stop; sleeps poll_ms when idle.
+  // Loops run_once for the channel until stop; when idle, waits poll_ms or until wake(channel).
   void run(Channel& channel, const std::atomic<bool>& stop);
+  // New deliveries are queued on `channel` (by this process): its idle loop claims now instead of at its next
+  // poll. Other instances' deliveries are found by polling.
+  void wake(const std::string& channel);
 
  private:
   Completion completion_for(const std::string& channel, const Delivery& d, const SendOutcome& o, int attempts,
@@ -79,6 +85,9 @@ class Dispatcher {
   std::map<std::string, double> rates_;
   QuietHoursConfig quiet_;
   std::function<std::string(const SendOutcome&)> receipt_key_;
+  std::mutex wake_mu_;
+  std::condition_variable wake_cv_;
+  std::set<std::string> woken_;  // under wake_mu_: channels with new deliveries since their loop last looked
 };
 
 }  // namespace songda

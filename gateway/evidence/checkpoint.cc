@@ -346,7 +346,7 @@ Result<Checkpoint> checkpoint_from_json(const nlohmann::json& j) {
   if (!key_id) return key_id.error();
   auto signature = r.base64_bytes("signature");
   if (!signature) return signature.error();
-  if (!detail::strict_hex(*key_id, 8)) return r.error("\"key_id\" must be 16 lowercase hex digits");
+  if (!detail::is_strict_hex(*key_id, 8)) return r.error("\"key_id\" must be 16 lowercase hex digits");
   Checkpoint c{*origin, *size, *root_hash, *timestamp, *key_id, *signature, std::nullopt};
   if (r.has("tsa_token")) {
     auto token = r.base64_bytes("tsa_token");

@@ -6,11 +6,13 @@
 
 namespace songda::evidence::detail {
 
+bool is_strict_hex(std::string_view text, std::size_t n) {
+  return text.size() == 2 * n &&
+         std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
 std::optional<std::string> strict_hex(std::string_view text, std::size_t n) {
-  if (text.size() != 2 * n) return std::nullopt;
-  const bool lower =
-      std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-  if (!lower) return std::nullopt;
+  if (!is_strict_hex(text, n)) return std::nullopt;
   return from_hex(text);
 }
 

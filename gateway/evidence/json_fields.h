@@ -46,6 +46,8 @@ class FieldReader {
 
 // Lowercase hex of exactly n bytes → raw; nullopt otherwise.
 std::optional<std::string> strict_hex(std::string_view text, std::size_t n);
+// Whether text is lowercase hex of exactly n bytes (strict_hex without decoding it).
+bool is_strict_hex(std::string_view text, std::size_t n);
 // Base64 that re-encodes to itself → raw; nullopt otherwise (or when empty).
 std::optional<std::string> strict_base64(std::string_view text);
 

@@ -86,7 +86,7 @@ bool kind_matches(Kind kind, const nlohmann::json& v) {
     case Kind::kString:
       return v.is_string();
     case Kind::kHex64:
-      return v.is_string() && detail::strict_hex(v.get_ref<const std::string&>(), 32).has_value();
+      return v.is_string() && detail::is_strict_hex(v.get_ref<const std::string&>(), 32);
     case Kind::kStringArray:
       return v.is_array() && std::all_of(v.begin(), v.end(), [](const auto& e) { return e.is_string(); });
     case Kind::kBasis: {
@@ -233,7 +233,7 @@ nlohmann::json to_json(const EvidenceRecord& r) {
 
 Status validate_record(const EvidenceRecord& r) {
   const bool id_ok = r.evidence_id.size() == 35 && r.evidence_id.starts_with("ev-") &&
-                     detail::strict_hex(std::string_view(r.evidence_id).substr(3), 16).has_value();
+                     detail::is_strict_hex(std::string_view(r.evidence_id).substr(3), 16);
   if (!id_ok) return record_error(r, "evidence_id must be \"ev-\" and 32 lowercase hex digits");
   if (r.event_id.empty() || r.court_id.empty() || r.case_number.empty()) {
     return record_error(r, "event_id, court_id and case_number must not be empty");

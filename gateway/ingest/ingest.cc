@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include "gateway/core/text.h"
@@ -105,12 +106,17 @@ Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int6
 
   auto outcomes = store_.record_batch(to_record, now_ms);
   if (!outcomes.ok()) return outcomes.error();
-  rejection_evidence.clear();  // recorded with the batch; what follows are conflicts found by the batch itself
+  rejection_evidence.clear();    // recorded with the batch; what follows are conflicts found by the batch itself
+  std::set<std::string> queued;  // channels with new deliveries due now
   for (std::size_t i = 0; i < recorded_from.size(); ++i) {
     switch (outcomes.value()[i]) {
       case RecordOutcome::kNew:
         counters_.accepted.fetch_add(1);
         counters_.deliveries.fetch_add(to_record[i].deliveries.size());
+        for (std::size_t k = 0; k < to_record[i].deliveries.size(); ++k) {
+          const Delivery& d = to_record[i].deliveries[k];
+          if (d.hold_from.empty() && to_record[i].due_ms[k] <= now_ms) queued.insert(d.channel);
+        }
         break;
       case RecordOutcome::kDuplicate:
         counters_.duplicates.fetch_add(1);
@@ -122,6 +128,9 @@ Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int6
                                                                    "for a correction"));
         break;
     }
+  }
+  if (on_queued_) {
+    for (const auto& channel : queued) on_queued_(channel);
   }
   // A conflict is only known once the batch is recorded: its SUBMISSION_REJECTED follows in a second round trip
   // (before the DLQ write and the offset commit, so a failure here retries the batch).

@@ -72,6 +72,10 @@ class IngestPipeline {
   // the batch (retried).
   void set_broadcast_starter(std::function<Status(const CaseEvent&, std::int64_t now_ms)> starter);
 
+  // Called once a batch is recorded, with each channel a new delivery of it is queued on (the dispatcher wakes
+  // for them rather than at its next poll).
+  void set_on_queued(std::function<void(const std::string& channel)> on_queued) { on_queued_ = std::move(on_queued); }
+
   Status process(const std::vector<KafkaMessage>& batch, std::int64_t now_ms);
 
  private:
@@ -85,6 +89,7 @@ class IngestPipeline {
   RejectionEvidenceMaker rejected_evidence_;
   std::function<std::int64_t(const Delivery&, std::int64_t)> due_policy_;
   std::function<Status(const CaseEvent&, std::int64_t)> broadcast_starter_;
+  std::function<void(const std::string&)> on_queued_;
 };
 
 // Polls, processes and stores offsets until `stop` is set, then commits and returns.

@@ -3,6 +3,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "channels/sms/aliyun_protocol.h"
@@ -65,17 +66,74 @@ Result<std::vector<bool>> ReceiptProcessor::settle(const std::vector<ReceiptUpda
   return matched;
 }
 
+struct ReceiptProcessor::Push {
+  const std::vector<ReceiptUpdate>* updates = nullptr;
+  // Set when its group is applied; if applying it threw, it stays an error and the provider pushes again.
+  Result<int> parked = Error::transient("receipts_not_applied", "the receipts were not applied; push again");
+  bool done = false;  // under mu_
+};
+
 Result<int> ReceiptProcessor::apply(const std::vector<ReceiptUpdate>& updates, std::int64_t now_ms) {
   counters_.received.fetch_add(updates.size());
-  auto matched = settle(updates, now_ms);
-  if (!matched.ok()) return matched.error();
-  std::vector<std::pair<std::string, std::string>> park;
-  for (std::size_t i = 0; i < updates.size(); ++i) {
-    if (!matched.value()[i]) park.emplace_back(updates[i].key, parked_json(updates[i]).dump());
+  auto mine = std::make_shared<Push>();
+  mine->updates = &updates;
+  std::unique_lock lock(mu_);
+  waiting_.push_back(mine);
+  // The first caller to find nobody applying applies every push waiting then, its own among them; the others
+  // wait for theirs to be applied (by it, or by the next group's caller).
+  while (!mine->done) {
+    if (applying_) {
+      applied_.wait(lock);
+      continue;
+    }
+    applying_ = true;
+    std::vector<std::shared_ptr<Push>> group;
+    group.swap(waiting_);
+    // However applying ends (an exception included), the group's callers are answered and the next may apply.
+    struct Release {
+      ReceiptProcessor& self;
+      std::unique_lock<std::mutex>& lock;
+      const std::vector<std::shared_ptr<Push>>& group;
+      ~Release() {
+        lock.lock();
+        self.applying_ = false;
+        for (const auto& p : group) p->done = true;
+        self.applied_.notify_all();
+      }
+    };
+    lock.unlock();
+    const Release release{*this, lock, group};
+    apply_together(group, now_ms);
   }
-  if (auto s = store_.park_receipts(park, now_ms); !s.ok()) return s.error();
-  counters_.unknown.fetch_add(park.size());
-  return static_cast<int>(park.size());
+  return mine->parked;
+}
+
+void ReceiptProcessor::apply_together(const std::vector<std::shared_ptr<Push>>& pushes, std::int64_t now_ms) {
+  std::vector<ReceiptUpdate> all;
+  for (const auto& p : pushes) all.insert(all.end(), p->updates->begin(), p->updates->end());
+  auto matched = settle(all, now_ms);
+  Status parked_ok = ok_status();
+  std::vector<std::pair<std::string, std::string>> park;
+  if (matched.ok()) {
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      if (!matched.value()[i]) park.emplace_back(all[i].key, parked_json(all[i]).dump());
+    }
+    parked_ok = store_.park_receipts(park, now_ms);
+    if (parked_ok.ok()) counters_.unknown.fetch_add(park.size());
+  }
+  std::size_t first = 0;
+  for (const auto& p : pushes) {
+    const std::size_t n = p->updates->size();
+    if (!matched.ok()) {
+      p->parked = matched.error();
+    } else if (!parked_ok.ok()) {
+      p->parked = parked_ok.error();
+    } else {
+      p->parked = static_cast<int>(std::count(matched.value().begin() + static_cast<std::ptrdiff_t>(first),
+                                              matched.value().begin() + static_cast<std::ptrdiff_t>(first + n), false));
+    }
+    first += n;
+  }
 }
 
 Result<int> ReceiptProcessor::retry_parked(std::int64_t now_ms) {

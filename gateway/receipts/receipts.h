@@ -16,8 +16,11 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -51,17 +54,27 @@ class ReceiptProcessor {
   ReceiptProcessor(DeliveryStore& store, ReceiptCounters& counters) : store_(store), counters_(counters) {}
   void set_evidence(ReceiptEvidenceMaker maker) { evidence_ = std::move(maker); }
   // Two round trips for the whole push (a third to park the unknown ones). Returns how many were parked.
+  // Pushes that come while another is being applied are applied together, in one lookup and one script call
+  // (group commit: WeChat pushes one receipt per request); each caller still gets its own push's result, and
+  // returns only once its receipts are written.
   Result<int> apply(const std::vector<ReceiptUpdate>& updates, std::int64_t now_ms);
   // Applies parked receipts whose delivery is known by now (up to 500 per call, each tried at most once a
   // second). Returns how many it applied.
   Result<int> retry_parked(std::int64_t now_ms);
 
  private:
+  struct Push;  // one caller's push waiting to be applied
   // Applies the receipts whose key names a delivery; true for each one that did.
   Result<std::vector<bool>> settle(const std::vector<ReceiptUpdate>& updates, std::int64_t now_ms);
+  // Applies `pushes` together and sets each one's result.
+  void apply_together(const std::vector<std::shared_ptr<Push>>& pushes, std::int64_t now_ms);
   DeliveryStore& store_;
   ReceiptCounters& counters_;
   ReceiptEvidenceMaker evidence_;
+  std::mutex mu_;
+  std::condition_variable applied_;
+  std::vector<std::shared_ptr<Push>> waiting_;  // under mu_
+  bool applying_ = false;                       // under mu_: a caller is applying a group
 };
 
 struct CallbackSecrets {

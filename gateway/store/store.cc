@@ -20,8 +20,9 @@ end
 // Status ranks shared by every script that moves a delivery's status (after kLuaCallAll).
 constexpr const char* kLuaRank = R"LUA(
 local RANK = {ACCEPTED=0, SENT=1, DELIVERED=2, READ=3, ACKNOWLEDGED=4}
-local function advance(dk, status, now, detail, extra)
-  local h = redis.call('HMGET', dk, 'status', 'bcast')
+-- h: the delivery's {status, bcast} if the caller has just read them (HMGET), else nil
+local function advance(dk, status, now, detail, extra, h)
+  h = h or redis.call('HMGET', dk, 'status', 'bcast')
   local cur, bc = h[1], h[2]
   if not cur then return false end
   if cur == status then return false end
@@ -169,11 +170,15 @@ for _, id in ipairs(ids) do
   local dk = 'sd:dlv:{' .. id .. '}'
   leased[#leased + 1] = now + tonumber(ARGV[2])
   leased[#leased + 1] = id
-  local attempts = redis.call('HINCRBY', dk, 'attempts', 1)
-  local rec = redis.call('HMGET', dk, 'record', 'status', 'inflight')
+  local rec = redis.call('HMGET', dk, 'record', 'status', 'inflight', 'attempts')
+  local attempts = (tonumber(rec[4]) or 0) + 1
   -- 'inflight' marks an attempt whose outcome is not recorded yet; still there at the next claim, the
   -- earlier attempt died mid-send and its outcome is in doubt
-  if not rec[3] then redis.call('HSET', dk, 'inflight', now) end
+  if rec[3] then
+    redis.call('HSET', dk, 'attempts', attempts)
+  else
+    redis.call('HSET', dk, 'attempts', attempts, 'inflight', now)
+  end
   out[#out + 1] = {id, rec[1] or '', rec[2] or '', attempts, rec[3] or '0'}
 end
 call_all('ZADD', KEYS[1], leased)
@@ -188,21 +193,31 @@ local now = tonumber(ARGV[1])
 local list = cjson.decode(ARGV[2])
 local changed = 0
 local evidence = {}
+-- The batch's sorted-set writes (channel queues, providers' sent sets), made at the end with one ZADD and one
+-- ZREM per key: zs[key][id] = score to add, or false to remove. Later writes to an id replace earlier ones, so
+-- the end state is the one writing them in turn would leave; nothing in this script reads those keys.
+local zs, zkeys = {}, {}
+local function zwrite(key, id, score)
+  local t = zs[key]
+  if not t then t = {}; zs[key] = t; zkeys[#zkeys + 1] = key end
+  t[id] = score
+end
 for _, c in ipairs(list) do
   local dk = 'sd:dlv:{' .. c.id .. '}'
   local q = 'sd:q:' .. c.channel
-  if not c.doubt then redis.call('HDEL', dk, 'inflight') end
+  local h = redis.call('HMGET', dk, 'status', 'bcast', 'inflight')
+  if h[3] and not c.doubt then redis.call('HDEL', dk, 'inflight') end
   if c.retry_at > 0 then
-    redis.call('ZADD', q, c.retry_at, c.id)
+    zwrite(q, c.id, c.retry_at)
     redis.call('HSET', dk, 'last_error', c.detail)
     redis.call('RPUSH', dk .. ':hist', cjson.encode({status='RETRY_SCHEDULED', at=now, detail=c.detail}))
   else
-    redis.call('ZREM', q, c.id)
+    zwrite(q, c.id, false)
     local extra = {provider=c.provider, provider_message_id=c.pmid, segments=c.segments}
     if c.status == 'DELIVERED' then extra.delivered_at = c.at end
-    if advance(dk, c.status, c.at, c.detail, extra) then
+    if advance(dk, c.status, c.at, c.detail, extra, h) then
       changed = changed + 1
-      if c.status == 'SENT' and c.provider ~= '' then redis.call('ZADD', 'sd:sent:' .. c.provider, now, c.id) end
+      if c.status == 'SENT' and c.provider ~= '' then zwrite('sd:sent:' .. c.provider, c.id, now) end
       if c.status == 'FAILED' then
         for _, b in ipairs(redis.call('SMEMBERS', dk .. ':backups')) do
           redis.call('ZADD', 'sd:timers', 'XX', now, b)
@@ -210,21 +225,30 @@ for _, c in ipairs(list) do
       end
       gather(evidence, c.evidence)
       if (c.status == 'DELIVERED' or c.status == 'FAILED') and c.provider ~= '' then
-        redis.call('ZREM', 'sd:sent:' .. c.provider, c.id)
+        zwrite('sd:sent:' .. c.provider, c.id, false)
       end
     elseif c.status == 'DELIVERED' then
       -- The recipient opened the link before the operator's report came. The report is still the legal proof
-      -- of arrival (its time can be the service date): recorded once, without moving the status back.
-      local cur = redis.call('HGET', dk, 'status')
+      -- of arrival (its time can be the service date): recorded once, without moving the status back. (advance
+      -- wrote nothing, so h[1] is still the status.)
+      local cur = h[1]
       if (cur == 'READ' or cur == 'ACKNOWLEDGED') and redis.call('HSETNX', dk, 'delivered_at', c.at) == 1 then
         redis.call('RPUSH', dk .. ':hist', cjson.encode({status='DELIVERED', at=c.at, detail=c.detail}))
         gather(evidence, c.evidence)
-        if c.provider ~= '' then redis.call('ZREM', 'sd:sent:' .. c.provider, c.id) end
+        if c.provider ~= '' then zwrite('sd:sent:' .. c.provider, c.id, false) end
         changed = changed + 1
       end
     end
     if c.rkey ~= '' then redis.call('SET', 'sd:rcpt:{' .. c.rkey .. '}', c.id .. '|' .. c.provider) end
   end
+end
+for _, key in ipairs(zkeys) do
+  local add, rem = {}, {}
+  for id, score in pairs(zs[key]) do
+    if score then add[#add + 1] = score; add[#add + 1] = id else rem[#rem + 1] = id end
+  end
+  if #add > 0 then call_all('ZADD', key, add) end
+  if #rem > 0 then call_all('ZREM', key, rem) end
 end
 append_evidence(evidence)
 return changed

@@ -1,6 +1,9 @@
 // DeliveryStore scripts on a real redis-server: fallback timers, receipts, rate limits.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
+#include <stdexcept>
 #include <thread>
 
 #include "gateway/core/text.h"
@@ -200,6 +203,58 @@ TEST_F(StoreTest, RateLimitIsSharedThroughRedis) {
   EXPECT_LE(later->size(), 7u);
 }
 
+// Pushes arriving together are applied together (group commit); each provider must still get the answer for
+// its own push, and a push that fails to apply must not stop the ones after it.
+TEST_F(StoreTest, ConcurrentPushesEachGetTheirOwnResult) {
+  const auto now = now_unix_ms();
+  constexpr int kPushes = 16;
+  std::vector<Completion> sent;
+  for (int i = 0; i < kPushes; ++i) {
+    const std::string event = "e9-" + std::to_string(i);
+    auto wx = make(event, "wechat");
+    record(event, {wx}, now);
+    sent.push_back(done(wx.id, "wechat", "SENT", "accepted", "wechat-oa", std::to_string(900 + i),
+                        "wechat:" + std::to_string(900 + i)));
+  }
+  ASSERT_EQ(store_->claim_due("wechat", now, 30000, kPushes)->size(), static_cast<std::size_t>(kPushes));
+  ASSERT_TRUE(store_->complete_batch(sent, now + 100).ok());
+
+  ReceiptCounters counters;
+  ReceiptProcessor p(*store_, counters);
+  std::atomic<int> evidence_calls{0};
+  p.set_evidence([&](const std::string&, const ReceiptUpdate&, std::int64_t) {
+    if (evidence_calls.fetch_add(1) == 0) throw std::runtime_error("a maker that fails once");
+    return std::vector<EvidenceLeaf>{};
+  });
+  // The first push fails while it is applied (the HTTP server answers 500; the provider pushes again) ...
+  const std::vector<ReceiptUpdate> first{{"wechat:900", "wechat", true, "success", now + 200, "<xml/>"}};
+  EXPECT_THROW((void)p.apply(first, now + 300), std::runtime_error);
+  EXPECT_EQ(status(sent[0].id), "SENT");
+
+  // ... and does not hold up the next ones: every push, odd ones with a receipt naming nothing we know.
+  std::vector<Result<int>> results(kPushes, Result<int>(-1));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kPushes; ++i) {
+    threads.emplace_back([&, i] {
+      std::vector<ReceiptUpdate> push{
+          {"wechat:" + std::to_string(900 + i), "wechat", true, "success", now + 200 + i, "<xml/>"}};
+      if (i % 2 == 1)
+        push.push_back({"wechat:stranger-" + std::to_string(i), "wechat", true, "success", now, "<xml/>"});
+      results[static_cast<std::size_t>(i)] = p.apply(push, now + 400);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kPushes; ++i) {
+    const auto& r = results[static_cast<std::size_t>(i)];
+    ASSERT_TRUE(r.ok()) << "push " << i << ": " << r.error().message;
+    EXPECT_EQ(r.value(), i % 2) << "push " << i << " parked its own unknown receipt only";
+    EXPECT_EQ(status(sent[static_cast<std::size_t>(i)].id), "DELIVERED") << "push " << i;
+  }
+  EXPECT_EQ(store_->parked_receipt_count().value(), kPushes / 2);
+  EXPECT_EQ(counters.applied.load(), static_cast<std::uint64_t>(kPushes));
+  EXPECT_EQ(counters.unknown.load(), static_cast<std::uint64_t>(kPushes / 2));
+}
+
 TEST_F(StoreTest, AReceiptBeforeItsSendIsRecordedIsParkedThenAppliedOnce) {
   const auto now = now_unix_ms();
   auto wx = make("e6", "wechat");
@@ -257,6 +312,52 @@ TEST_F(StoreTest, AnAttemptNeverCompletedIsInDoubtAtTheNextClaim) {
   auto fourth = store_->claim_due("sms", now + 4000, 1000, 10);
   ASSERT_EQ(fourth->size(), 1u);
   EXPECT_EQ(fourth->front().in_doubt_since_ms, 0);
+}
+
+// complete_batch makes its queue and sent-set writes once per key at the end of the batch: a delivery written
+// twice in one batch must end where the later write puts it, as if they had been made in turn.
+TEST_F(StoreTest, ADeliveryWrittenTwiceInOneBatchEndsWhereTheLaterWritePutsIt) {
+  const auto now = now_unix_ms();
+  auto a = make("e8a", "sms");
+  auto b = make("e8b", "sms");
+  record("e8a", {a}, now);
+  record("e8b", {b}, now);
+  auto claimed = store_->claim_due("sms", now, 1000, 10);
+  ASSERT_EQ(claimed->size(), 2u);
+  for (const auto& c : claimed.value()) EXPECT_EQ(c.attempts, 1);
+
+  // a: a retry, then the provider took it. b: a retry, then another retry later still.
+  Completion retry_a;
+  retry_a.id = a.id;
+  retry_a.channel = "sms";
+  retry_a.retry_at_ms = now + 2000;
+  Completion retry_b = retry_a;
+  retry_b.id = b.id;
+  Completion later_b = retry_b;
+  later_b.retry_at_ms = now + 4000;
+  const auto sent_a = done(a.id, "sms", "SENT", "accepted", "aliyun", "biz-8a", "aliyun:biz-8a");
+  ASSERT_TRUE(store_->complete_batch({retry_a, sent_a, retry_b, later_b}, now + 100).ok());
+  EXPECT_EQ(status(a.id), "SENT");
+  EXPECT_EQ(store_->sent_without_receipt("aliyun", now + 1000).value(), 1) << "a waits for its receipt";
+
+  // Only b comes due again (a was sent: claiming it again would send a second SMS), and not before its later retry.
+  EXPECT_TRUE(store_->claim_due("sms", now + 3000, 1000, 10)->empty());
+  auto again = store_->claim_due("sms", now + 5000, 1000, 10);
+  ASSERT_EQ(again->size(), 1u);
+  EXPECT_EQ(again->front().delivery.id, b.id);
+  EXPECT_EQ(again->front().attempts, 2);
+  EXPECT_EQ(again->front().in_doubt_since_ms, 0) << "its first attempt's outcome was recorded";
+
+  // a's receipt, twice in one batch: delivered once, and no longer waiting for a receipt.
+  auto receipt = done(a.id, "sms", "DELIVERED", "DELIVRD", "aliyun", "biz-8a", "");
+  ASSERT_TRUE(store_->complete_batch({receipt, receipt}, now + 200).ok());
+  EXPECT_EQ(status(a.id), "DELIVERED");
+  EXPECT_EQ(store_->sent_without_receipt("aliyun", now + 1000).value(), 0);
+  auto view = store_->get_delivery(a.id);
+  ASSERT_TRUE(view.ok() && view.value());
+  EXPECT_EQ(std::count_if(view.value()->history.begin(), view.value()->history.end(),
+                          [](const auto& h) { return h.status == "DELIVERED"; }),
+            1);
 }
 
 TEST_F(StoreTest, ProviderTokenBucketsAreSharedAndSeparate) {

@@ -50,8 +50,17 @@ TEST(HmacSha256, KeyLongerThanBlockRfc4231TestCase6) {
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
 
+TEST(HmacSha256, EmptyKeyIsAKeyOfZeros) {
+  EXPECT_EQ(to_hex(hmac_sha256_raw("", "")), "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+  EXPECT_EQ(to_hex(hmac_sha256_raw(std::string_view(), "")), to_hex(hmac_sha256_raw("", "")));
+  // and it does not reuse the key of the call before
+  EXPECT_EQ(to_hex(hmac_sha256_raw("Jefe", "x")), to_hex(hmac_sha256_raw("Jefe", "x")));
+  EXPECT_NE(to_hex(hmac_sha256_raw("", "x")), to_hex(hmac_sha256_raw("Jefe", "x")));
+}
+
 TEST(HmacSha1, Rfc2202TestCase2) {
   EXPECT_EQ(to_hex(hmac_sha1_raw("Jefe", "what do ya want for nothing?")), "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
+  EXPECT_EQ(to_hex(hmac_sha1_raw("", "abc")), "9b4a918f398d74d3e367970aba3cbe54e4d2b5d9");
 }
 
 TEST(Hex, EncodesLowercase) {

@@ -440,8 +440,10 @@ class FakeChannel final : public Channel {
       o.raw = "{\"id\":\"" + o.provider_message_id + "\"}";
       out.push_back(o);
     }
+    sent += static_cast<int>(batch.size());
     return out;
   }
+  std::atomic<int> sent{0};
 
  private:
   std::string name_;
@@ -626,6 +628,30 @@ TEST_F(Pipeline, TheBundleOfAServedSummonsVerifiesAndATamperedOneDoesNot) {
   ASSERT_EQ((*summary)["count"], 1);
   EXPECT_EQ((*summary)["recipients"][0]["service"]["status"], "SERVED");
   EXPECT_EQ((*summary)["recipients"][0]["channels"].size(), 3u);
+}
+
+// Ingest wakes the dispatcher loop of each channel it queued new deliveries on: a loop that would poll only
+// once every ten minutes sends them at once.
+TEST_F(Pipeline, RecordedDeliveriesWakeTheIdleLoopOfTheirChannel) {
+  DispatchConfig slow_poll = config_.dispatch;
+  slow_poll.poll_ms = 600000;
+  Dispatcher dispatcher(*store_, slow_poll, RetryPolicy{}, dispatch_counters_);
+  ingest_->set_on_queued([&](const std::string& channel) { dispatcher.wake(channel); });
+  FakeChannel wechat("wechat", SendOutcome::Kind::kAccepted, "wechat");
+  std::atomic<bool> stop{false};
+  std::thread loop([&] { dispatcher.run(wechat, stop); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // its first claim finds nothing: it waits
+  EXPECT_EQ(wechat.sent.load(), 0);
+
+  const std::vector<KafkaMessage> batch = {
+      {"court.case-events", 0, offset_++, "k", summons_event("evt-wake-1").dump(), {}}};
+  ASSERT_TRUE(ingest_->process(batch, now_unix_ms()).ok());
+  for (int i = 0; i < 100 && wechat.sent.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(wechat.sent.load(), 1) << "the WeChat delivery waited for the next poll";
+
+  stop = true;
+  dispatcher.wake("wechat");  // a stopping loop leaves its wait at once
+  loop.join();
 }
 
 TEST_F(Pipeline, HttpRoutes) {
