@@ -493,10 +493,10 @@ class DeliveryCache {
       if (auto it = old_.find(id); it != old_.end()) return it->second;
     }
     for (int attempt = 0; attempt < 3; ++attempt) {
-      auto v = store_.get_delivery(id);
+      auto v = store_.sent_records({id});
       if (v.ok()) {
-        if (!v.value()) return std::nullopt;
-        Found f{v.value()->delivery, v.value()->provider};
+        if (v->empty() || !v->front()) return std::nullopt;
+        Found f{std::move(v->front()->delivery), std::move(v->front()->provider)};
         if (!f.provider.empty()) {  // complete only once a provider took it
           std::lock_guard lock(mu_);
           put(f);
@@ -506,6 +506,25 @@ class DeliveryCache {
       std::this_thread::sleep_for(std::chrono::milliseconds(50 << (2 * attempt)));
     }
     return std::nullopt;
+  }
+
+  // Reads the ones of `ids` not cached in one round trip, so that a push of many receipts for deliveries sent
+  // long ago (a backlog) does not read them one by one. A failed read is left to find().
+  void prefetch(const std::vector<std::string>& ids) {
+    std::vector<std::string> missing;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& id : ids) {
+        if (!young_.contains(id) && !old_.contains(id)) missing.push_back(id);
+      }
+    }
+    if (missing.size() < 2) return;  // find() reads a single one just as well
+    auto v = store_.sent_records(missing);
+    if (!v.ok()) return;
+    std::lock_guard lock(mu_);
+    for (auto& r : v.value()) {
+      if (r && !r->provider.empty()) put(Found{std::move(r->delivery), std::move(r->provider)});
+    }
   }
 
   // What the dispatcher just had a provider accept: its receipt, usually pushed to this instance, then
@@ -546,14 +565,16 @@ void install_evidence(IngestPipeline& ingest, Dispatcher& dispatcher, ReceiptPro
         if (status == "SENT" && !o.provider.empty()) cache->remember(d, o.provider);
         return outcome_evidence(d, o, status, now_ms, ctx);
       });
-  receipts.set_evidence([cache](const std::string& id, const ReceiptUpdate& u, std::int64_t now_ms) {
-    auto found = cache->find(id);
-    if (!found) {
-      spdlog::error("evidence LOST: receipt for delivery {} ({}) has no readable delivery record", id, u.key);
-      return std::vector<EvidenceLeaf>{};
-    }
-    return receipt_evidence(found->delivery, found->provider, u, now_ms);
-  });
+  receipts.set_evidence(
+      [cache](const std::string& id, const ReceiptUpdate& u, std::int64_t now_ms) {
+        auto found = cache->find(id);
+        if (!found) {
+          spdlog::error("evidence LOST: receipt for delivery {} ({}) has no readable delivery record", id, u.key);
+          return std::vector<EvidenceLeaf>{};
+        }
+        return receipt_evidence(found->delivery, found->provider, u, now_ms);
+      },
+      [cache](const std::vector<std::string>& ids) { cache->prefetch(ids); });
   timers.set_evidence([cache](const TimerOutcome& t, std::int64_t now_ms) {
     auto found = cache->find(t.delivery_id);
     if (!found) {

@@ -44,6 +44,7 @@ Result<std::vector<bool>> ReceiptProcessor::settle(const std::vector<ReceiptUpda
   auto found = store_.lookup_receipt_keys(keys);
   if (!found.ok()) return found.error();
   std::vector<Completion> completions;
+  std::vector<const ReceiptUpdate*> of_completion;
   std::vector<bool> matched(updates.size(), false);
   for (std::size_t i = 0; i < updates.size(); ++i) {
     const auto& u = updates[i];
@@ -58,8 +59,19 @@ Result<std::vector<bool>> ReceiptProcessor::settle(const std::vector<ReceiptUpda
     c.status = u.delivered ? "DELIVERED" : "FAILED";
     c.detail = "receipt: " + u.reason;
     c.event_time_ms = u.provider_time_ms > 0 ? u.provider_time_ms : now_ms;
-    if (evidence_) c.evidence = evidence_(c.id, u, now_ms);
     completions.push_back(std::move(c));
+    of_completion.push_back(&u);
+  }
+  if (evidence_) {
+    if (prepare_evidence_ && !completions.empty()) {
+      std::vector<std::string> ids;
+      ids.reserve(completions.size());
+      for (const auto& c : completions) ids.push_back(c.id);
+      prepare_evidence_(ids);
+    }
+    for (std::size_t k = 0; k < completions.size(); ++k) {
+      completions[k].evidence = evidence_(completions[k].id, *of_completion[k], now_ms);
+    }
   }
   if (auto s = store_.complete_batch(completions, now_ms); !s.ok()) return s.error();
   counters_.applied.fetch_add(completions.size());

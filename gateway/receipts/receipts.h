@@ -52,7 +52,12 @@ using ReceiptEvidenceMaker =
 class ReceiptProcessor {
  public:
   ReceiptProcessor(DeliveryStore& store, ReceiptCounters& counters) : store_(store), counters_(counters) {}
-  void set_evidence(ReceiptEvidenceMaker maker) { evidence_ = std::move(maker); }
+  // `prepare`, if given, is called first with the delivery ids of all the receipts a maker will be called for
+  // (to read what the maker needs in one go).
+  void set_evidence(ReceiptEvidenceMaker maker, std::function<void(const std::vector<std::string>& ids)> prepare = {}) {
+    evidence_ = std::move(maker);
+    prepare_evidence_ = std::move(prepare);
+  }
   // Two round trips for the whole push (a third to park the unknown ones). Returns how many were parked.
   // Pushes that come while another is being applied are applied together, in one lookup and one script call
   // (group commit: WeChat pushes one receipt per request); each caller still gets its own push's result, and
@@ -71,6 +76,7 @@ class ReceiptProcessor {
   DeliveryStore& store_;
   ReceiptCounters& counters_;
   ReceiptEvidenceMaker evidence_;
+  std::function<void(const std::vector<std::string>&)> prepare_evidence_;
   std::mutex mu_;
   std::condition_variable applied_;
   std::vector<std::shared_ptr<Push>> waiting_;  // under mu_

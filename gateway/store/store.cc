@@ -580,6 +580,30 @@ Result<std::optional<DeliveryView>> DeliveryStore::get_delivery(const std::strin
   return std::optional<DeliveryView>{std::move(v.value())};
 }
 
+Result<std::vector<std::optional<DeliveryStore::SentRecord>>> DeliveryStore::sent_records(
+    const std::vector<std::string>& ids) {
+  std::vector<std::optional<SentRecord>> out;
+  if (ids.empty()) return out;
+  std::vector<std::vector<std::string>> cmds;
+  cmds.reserve(ids.size());
+  for (const auto& id : ids) cmds.push_back({"HMGET", "sd:dlv:{" + id + "}", "record", "provider"});
+  auto r = pool_.pipeline(cmds);
+  if (!r.ok()) return r.error();
+  out.reserve(ids.size());
+  for (const auto& row : r.value()) {
+    if (row.elements.size() != 2) return unexpected("HMGET record provider");
+    if (row.elements[0].type != RedisReply::Type::kString) {
+      out.emplace_back();
+      continue;
+    }
+    auto d = delivery_from_json(nlohmann::json::parse(row.elements[0].str, nullptr, false));
+    if (!d.ok()) return d.error();
+    const auto& provider = row.elements[1];
+    out.emplace_back(SentRecord{std::move(d.value()), provider.type == RedisReply::Type::kString ? provider.str : ""});
+  }
+  return out;
+}
+
 Result<std::vector<DeliveryView>> DeliveryStore::case_deliveries(const std::string& court_id,
                                                                  const std::string& case_number) {
   auto ids = pool_.command({"ZRANGE", case_key(court_id, case_number), "0", "-1"});

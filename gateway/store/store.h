@@ -179,6 +179,13 @@ class DeliveryStore {
 
   Result<std::vector<InboxMessage>> inbox(const std::string& app_user, int offset, int limit);
   Result<std::optional<DeliveryView>> get_delivery(const std::string& id);
+  // Just the delivery record and the provider that took it ("" if none yet) of each id, in one round trip;
+  // nullopt for an id with no record. What receipt evidence needs, without the history.
+  struct SentRecord {
+    Delivery delivery;
+    std::string provider;
+  };
+  Result<std::vector<std::optional<SentRecord>>> sent_records(const std::vector<std::string>& ids);
   Result<std::vector<DeliveryView>> case_deliveries(const std::string& court_id, const std::string& case_number);
   // Courts that have a case with this number (used to scope a lookup by case number alone).
   Result<std::vector<std::string>> courts_of_case(const std::string& case_number);

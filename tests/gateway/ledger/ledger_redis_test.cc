@@ -654,6 +654,49 @@ TEST_F(Pipeline, RecordedDeliveriesWakeTheIdleLoopOfTheirChannel) {
   loop.join();
 }
 
+// Receipts for deliveries another instance sent (not in this one's cache) still get their DELIVERED evidence,
+// naming the delivery: one push with several of them reads their records together.
+TEST_F(Pipeline, ReceiptsForDeliveriesAnotherInstanceSentGetTheirEvidence) {
+  FakeChannel wechat("wechat", SendOutcome::Kind::kAccepted, "wechat");
+  std::vector<std::string> ids;
+  for (const std::string event : {"EVT-OTHER-1", "EVT-OTHER-2", "EVT-OTHER-3"}) {
+    const std::vector<KafkaMessage> batch = {{"court.case-events", 0, offset_++, "k", summons_event(event).dump(), {}}};
+    ASSERT_TRUE(ingest_->process(batch, now_unix_ms()).ok());
+    ids.push_back(delivery_id(event, "P-001", "wechat"));
+  }
+  ASSERT_EQ(dispatcher_->run_once(wechat, now_unix_ms()).value(), 3);
+
+  // A second instance: its own cache, which has none of them.
+  IngestCounters ingest_counters;
+  DispatchCounters dispatch_counters;
+  ReceiptCounters receipt_counters;
+  IngestPipeline ingest(config_, *validator_, *store_, dlq_, PlanOptions{}, ingest_counters);
+  Dispatcher dispatcher(*store_, config_.dispatch, RetryPolicy{}, dispatch_counters);
+  ReceiptProcessor receipts(*store_, receipt_counters);
+  FallbackTimers timers(*store_);
+  install_evidence(ingest, dispatcher, receipts, timers, *store_, kCtx);
+
+  std::vector<ReceiptUpdate> push;
+  for (const auto& id : ids) {
+    push.push_back(
+        {"wechat:wechat-" + id.substr(3, 8), "wechat", true, "success", now_unix_ms(), "<xml>" + id + "</xml>"});
+  }
+  ASSERT_EQ(receipts.apply(push, now_unix_ms()).value(), 0);
+  for (const auto& id : ids) {
+    auto v = store_->get_delivery(id);
+    ASSERT_TRUE(v.ok() && v.value());
+    EXPECT_EQ(v.value()->status, "DELIVERED");
+    ASSERT_FALSE(v.value()->evidence_indexes.empty());
+    auto leaf = pool_->command({"LINDEX", kLeavesKey, std::to_string(v.value()->evidence_indexes.back())});
+    ASSERT_TRUE(leaf.ok());
+    const auto j = Json::parse(leaf->str);
+    EXPECT_EQ(j["type"], "DELIVERED") << id;
+    EXPECT_EQ(j["delivery_id"], id);
+    EXPECT_EQ(j["details"]["provider"], "wechat");
+    EXPECT_EQ(j["details"]["receipt_sha256"], sha256_hex("<xml>" + id + "</xml>"));
+  }
+}
+
 TEST_F(Pipeline, HttpRoutes) {
   serve("EVT-HTTP-1");
   ProofService proofs(*pool_, *store_, ProofOptions{pem_.public_pem, 2});
