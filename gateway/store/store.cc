@@ -7,13 +7,33 @@
 namespace songda {
 namespace {
 
-// CMD key v1 v2 ... with any number of values, in calls of 1,000 (Lua's unpack has a stack limit; score/member
-// pairs stay together); returns the last reply. Batch scripts write a whole batch to one key with it.
+// call_all: CMD key v1 v2 ... with any number of values, in calls of 1,000 (Lua's unpack has a stack limit;
+// score/member pairs stay together); returns the last reply. Batch scripts write a whole batch to one key with it.
+// zwrite/zflush: a batch's sorted-set writes, made by zflush() with one ZADD and one ZREM per key. zwrite(key,
+// id, score) adds, zwrite(key, id, false) removes; a later write to an id replaces an earlier one, so the end
+// state is the one making them in turn would leave. Only for keys the script does not read before zflush().
 constexpr const char* kLuaCallAll = R"LUA(
 local function call_all(cmd, key, values)
   local reply = 0
   for i = 1, #values, 1000 do reply = redis.call(cmd, key, unpack(values, i, math.min(i + 999, #values))) end
   return reply
+end
+local zs, zkeys = {}, {}
+local function zwrite(key, id, score)
+  local t = zs[key]
+  if not t then t = {}; zs[key] = t; zkeys[#zkeys + 1] = key end
+  t[id] = score
+end
+local function zflush()
+  for _, key in ipairs(zkeys) do
+    local add, rem = {}, {}
+    for id, score in pairs(zs[key]) do
+      if score then add[#add + 1] = score; add[#add + 1] = id else rem[#rem + 1] = id end
+    end
+    if #add > 0 then call_all('ZADD', key, add) end
+    if #rem > 0 then call_all('ZREM', key, rem) end
+  end
+  zs, zkeys = {}, {}
 end
 )LUA";
 
@@ -79,7 +99,6 @@ local now = tonumber(ARGV[1])
 local events = cjson.decode(ARGV[2])
 local out = {}
 local evidence = {}
-local queued = {}  -- channel -> {score, id, score, id, ...}: one ZADD per queue for the batch
 local accepted = cjson.encode({status='ACCEPTED', at=now, detail=''})
 for i, e in ipairs(events) do
   local ek = 'sd:evt:{' .. e.id .. '}'
@@ -88,7 +107,6 @@ for i, e in ipairs(events) do
     if existing == e.digest then out[i] = 'dup' else out[i] = 'conflict' end
   else
     local ids = {}
-    local in_case = {}
     for _, d in ipairs(e.deliveries) do
       local dk = 'sd:dlv:{' .. d.id .. '}'
       if redis.call('EXISTS', dk) == 0 then
@@ -105,8 +123,7 @@ for i, e in ipairs(events) do
         end
         redis.call('HSET', dk, unpack(fields))
         redis.call('RPUSH', dk .. ':hist', accepted)
-        in_case[#in_case + 1] = now
-        in_case[#in_case + 1] = d.id
+        zwrite(e.case_key, d.id, now)
         if d.hold_from ~= '' then
           -- a fallback: waits on its timer; the delivery it backs up knows it, to wake it on failure
           redis.call('SADD', 'sd:dlv:{' .. d.hold_from .. '}:backups', d.id)
@@ -114,22 +131,18 @@ for i, e in ipairs(events) do
           redis.call('RPUSH', dk .. ':hist', cjson.encode({status='HELD', at=now,
             detail='sent only if ' .. d.hold_from .. ' is not ' .. d.hold_unless .. ' within ' .. d.hold_after_s .. ' s'}))
         else
-          local q = queued[d.channel]
-          if not q then q = {}; queued[d.channel] = q end
-          q[#q + 1] = d.due
-          q[#q + 1] = d.id
+          zwrite('sd:q:' .. d.channel, d.id, d.due)
         end
       end
       ids[#ids + 1] = d.id
     end
-    if #in_case > 0 then redis.call('ZADD', e.case_key, unpack(in_case)) end
     redis.call('SADD', 'sd:casecourts:{' .. e.case_number .. '}', e.court)
     gather(evidence, e.evidence)
     redis.call('HSET', ek, 'digest', e.digest, 'at', now, 'case', e.case_key, 'deliveries', cjson.encode(ids))
     out[i] = 'new'
   end
 end
-for channel, q in pairs(queued) do call_all('ZADD', 'sd:q:' .. channel, q) end
+zflush()
 append_evidence(evidence)
 return out
 )LUA");
@@ -165,11 +178,9 @@ if rate > 0 then
 end
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 local out = {}
-local leased = {}  -- score, id, ...: the lease of every claimed id in one ZADD
 for _, id in ipairs(ids) do
   local dk = 'sd:dlv:{' .. id .. '}'
-  leased[#leased + 1] = now + tonumber(ARGV[2])
-  leased[#leased + 1] = id
+  zwrite(KEYS[1], id, now + tonumber(ARGV[2]))  -- the lease
   local rec = redis.call('HMGET', dk, 'record', 'status', 'inflight', 'attempts')
   local attempts = (tonumber(rec[4]) or 0) + 1
   -- 'inflight' marks an attempt whose outcome is not recorded yet; still there at the next claim, the
@@ -181,7 +192,7 @@ for _, id in ipairs(ids) do
   end
   out[#out + 1] = {id, rec[1] or '', rec[2] or '', attempts, rec[3] or '0'}
 end
-call_all('ZADD', KEYS[1], leased)
+zflush()
 return out
 )LUA");
   return s;
@@ -193,15 +204,7 @@ local now = tonumber(ARGV[1])
 local list = cjson.decode(ARGV[2])
 local changed = 0
 local evidence = {}
--- The batch's sorted-set writes (channel queues, providers' sent sets), made at the end with one ZADD and one
--- ZREM per key: zs[key][id] = score to add, or false to remove. Later writes to an id replace earlier ones, so
--- the end state is the one writing them in turn would leave; nothing in this script reads those keys.
-local zs, zkeys = {}, {}
-local function zwrite(key, id, score)
-  local t = zs[key]
-  if not t then t = {}; zs[key] = t; zkeys[#zkeys + 1] = key end
-  t[id] = score
-end
+-- the channel queues and providers' sent sets are written by zwrite, once per key at the end (zflush)
 for _, c in ipairs(list) do
   local dk = 'sd:dlv:{' .. c.id .. '}'
   local q = 'sd:q:' .. c.channel
@@ -242,14 +245,7 @@ for _, c in ipairs(list) do
     if c.rkey ~= '' then redis.call('SET', 'sd:rcpt:{' .. c.rkey .. '}', c.id .. '|' .. c.provider) end
   end
 end
-for _, key in ipairs(zkeys) do
-  local add, rem = {}, {}
-  for id, score in pairs(zs[key]) do
-    if score then add[#add + 1] = score; add[#add + 1] = id else rem[#rem + 1] = id end
-  end
-  if #add > 0 then call_all('ZADD', key, add) end
-  if #rem > 0 then call_all('ZREM', key, rem) end
-end
+zflush()
 append_evidence(evidence)
 return changed
 )LUA");
