@@ -1,6 +1,9 @@
 #include "channels/wechat/wechat_channel.h"
 
 #include <algorithm>
+#include <mutex>
+#include <optional>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
@@ -89,6 +92,33 @@ WechatChannel::WechatChannel(const WechatConfig& config, HttpClient& http, std::
 
 WechatChannel::~WechatChannel() = default;
 
+// The token one batch's sends share. Read from the cache when the first message needs it (a message whose template
+// fails makes no read); a refusal is replaced once for the batch: a send still holding the refused token gets the
+// replacement without another refresh. The lock is held while the cache fetches, so the others wait for its token.
+class WechatChannel::BatchToken {
+ public:
+  explicit BatchToken(TokenCache& cache) : cache_(cache) {}
+
+  Result<std::string> get() {
+    const std::lock_guard lock(mu_);
+    if (!token_) token_ = cache_.get();
+    return *token_;
+  }
+
+  // Returns the new token, and whether this call refreshed it (false: another send of the batch already did).
+  std::pair<Result<std::string>, bool> refresh(const std::string& bad) {
+    const std::lock_guard lock(mu_);
+    if (token_ && token_->ok() && token_->value() != bad) return {*token_, false};
+    token_ = cache_.refresh(bad);
+    return {*token_, true};
+  }
+
+ private:
+  TokenCache& cache_;
+  std::mutex mu_;
+  std::optional<Result<std::string>> token_;
+};
+
 HttpResponse WechatChannel::post(std::string_view path, const std::string& token, const std::string& body) {
   HttpRequest req;
   req.method = "POST";
@@ -99,7 +129,7 @@ HttpResponse WechatChannel::post(std::string_view path, const std::string& token
   return http_.send(req);
 }
 
-SendOutcome WechatChannel::send_one(const Delivery& d) {
+SendOutcome WechatChannel::send_one(const Delivery& d, BatchToken& batch_token) {
   const auto tmpl = config_.templates.find(d.template_name);
   if (tmpl == config_.templates.end()) {
     return error_outcome(provider_,
@@ -138,7 +168,7 @@ SendOutcome WechatChannel::send_one(const Delivery& d) {
   if (!body) return error_outcome(provider_, body.error());
   const std::string_view path = oa ? "/cgi-bin/message/template/send" : "/cgi-bin/message/subscribe/send";
 
-  auto token = tokens_->get();
+  auto token = batch_token.get();
   if (!token) return error_outcome(provider_, token.error());
   bool refreshed = false;
   for (;;) {
@@ -148,10 +178,13 @@ SendOutcome WechatChannel::send_one(const Delivery& d) {
     if (!parsed) return transport_outcome(provider_, resp);
     const ErrcodeClass cls = classify_errcode(parsed->errcode, refreshed);
     if (cls.refresh_token) {
-      ++token_refreshes_;
-      spdlog::info("wechat: token refused (errcode {}) for delivery {}; fetching a new one and resending once",
-                   parsed->errcode, d.id);
-      token = tokens_->refresh(*token);
+      auto [fresh, refreshed_here] = batch_token.refresh(*token);
+      if (refreshed_here) {
+        ++token_refreshes_;
+        spdlog::info("wechat: token refused (errcode {}) for delivery {}; fetching a new one and resending once",
+                     parsed->errcode, d.id);
+      }
+      token = std::move(fresh);
       if (!token) return error_outcome(provider_, token.error());
       refreshed = true;
       continue;
@@ -177,7 +210,8 @@ std::vector<SendOutcome> WechatChannel::send(std::span<const Delivery> batch) {
   std::vector<SendOutcome> out(batch.size());
   const std::size_t parallel =
       options_.max_parallel != 0 ? options_.max_parallel : static_cast<std::size_t>(std::max(1, config_.concurrency));
-  parallel_for(batch.size(), parallel, [&](std::size_t i) { out[i] = send_one(batch[i]); });
+  BatchToken token(*tokens_);
+  parallel_for(batch.size(), parallel, [&](std::size_t i) { out[i] = send_one(batch[i], token); });
   return out;
 }
 

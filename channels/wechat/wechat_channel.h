@@ -28,6 +28,9 @@
 // Ownership: borrows the HttpClient (and the RedisPool or TokenStore), which
 // must outlive the channel. Thread-safety: send() may be called from several
 // threads; it sends a batch on up to `concurrency` threads and joins them.
+// A batch's messages share one token: read from the shared cache (a Redis round
+// trip) when the first message needs it, and replaced once for the whole batch
+// when WeChat refuses it.
 #pragma once
 
 #include <atomic>
@@ -77,7 +80,8 @@ class WechatChannel final : public Channel {
  private:
   WechatChannel(const WechatConfig& config, HttpClient& http, std::unique_ptr<TokenStore> owned, TokenStore* store,
                 const Getenv& getenv, WechatChannelOptions options);
-  SendOutcome send_one(const Delivery& d);
+  class BatchToken;
+  SendOutcome send_one(const Delivery& d, BatchToken& token);
   HttpResponse post(std::string_view path, const std::string& token, const std::string& body);
 
   WechatConfig config_;

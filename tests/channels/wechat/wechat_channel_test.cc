@@ -10,7 +10,9 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -329,6 +331,78 @@ TEST(WechatChannel, TwoInstancesOnOneStoreFetchTheTokenOnce) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(accepted.load(), 6);
   EXPECT_EQ(token_calls.load(), 1);
+}
+
+// A TokenStore that counts its reads (in production each is a Redis round trip).
+class CountingStore final : public TokenStore {
+ public:
+  Result<std::optional<std::string>> get(const std::string& key) override {
+    ++gets;
+    return inner.get(key);
+  }
+  Result<bool> set_if_absent(const std::string& key, const std::string& value, std::int64_t ttl_ms) override {
+    return inner.set_if_absent(key, value, ttl_ms);
+  }
+  Status set(const std::string& key, const std::string& value, std::int64_t ttl_s) override {
+    return inner.set(key, value, ttl_s);
+  }
+  Result<bool> delete_if_equals(const std::string& key, const std::string& expected) override {
+    return inner.delete_if_equals(key, expected);
+  }
+  std::atomic<int> gets{0};
+  MemoryTokenStore inner;
+};
+
+std::vector<Delivery> deliveries(int n, const std::string& prefix) {
+  std::vector<Delivery> out;
+  for (int i = 0; i < n; ++i) out.push_back(delivery(prefix + std::to_string(i)));
+  return out;
+}
+
+TEST(WechatChannel, ABatchReadsTheSharedTokenOnce) {
+  FakeHttp http([](const HttpRequest& r) {
+    return is_token(r) ? ok(token_answer("TOKEN1")) : ok(R"({"errcode":0,"errmsg":"ok","msgid":7})");
+  });
+  CountingStore store;
+  WechatConfig config = oa_config();
+  config.concurrency = 4;
+  WechatChannel channel(config, http, store, fake_env, fast_options());
+  const auto first = deliveries(1, "sd-first-");
+  (void)channel.send(std::span(first));  // fetches and stores the token
+  store.gets = 0;
+
+  const auto batch = deliveries(20, "sd-batch-");
+  const auto out = channel.send(std::span(batch));
+  for (const auto& o : out) EXPECT_EQ(o.kind, Kind::kAccepted) << o.code;
+  EXPECT_EQ(store.gets.load(), 1);  // one read for the 20 messages, not one each
+  EXPECT_EQ(channel.token_cache().fetches(), 1u);
+
+  // A batch whose every message fails its template reads no token at all.
+  Delivery bad = delivery("sd-bad");
+  bad.template_name = "judgment";
+  store.gets = 0;
+  EXPECT_EQ(channel.send(std::span(&bad, 1))[0].code, "no_wechat_template");
+  EXPECT_EQ(store.gets.load(), 0);
+}
+
+TEST(WechatChannel, ATokenRefusedMidBatchIsReplacedOnceForTheBatch) {
+  std::atomic<int> token_calls{0};
+  FakeHttp http([&](const HttpRequest& r) {
+    if (is_token(r)) return ok(token_answer(++token_calls == 1 ? "TOKEN1" : "TOKEN2"));
+    if (access_token_of(r) == "TOKEN1") return ok(R"({"errcode":42001,"errmsg":"access_token expired"})");
+    return ok(R"({"errcode":0,"errmsg":"ok","msgid":8})");
+  });
+  MemoryTokenStore store;
+  WechatConfig config = oa_config();
+  config.concurrency = 4;
+  WechatChannel channel(config, http, store, fake_env, fast_options());
+  const auto batch = deliveries(12, "sd-expired-");
+  const auto out = channel.send(std::span(batch));
+  for (const auto& o : out) EXPECT_EQ(o.kind, Kind::kAccepted) << o.code << " " << o.message;
+  // Several sends may have been refused with TOKEN1 at once; one of them refreshed it for all.
+  EXPECT_EQ(token_calls.load(), 2);
+  EXPECT_EQ(channel.token_refreshes(), 1u);
+  EXPECT_EQ(store.get(TokenCache::token_key("wx1234567890"))->value_or(""), "TOKEN2");
 }
 
 TEST(WechatStartup, MissingSecretsNameTheVariable) {
