@@ -93,6 +93,77 @@ def fmt(x, digits=0):
     return f"{x:,}"
 
 
+def cpu_budget(a, n, gw_cpu_s, redis_cpu_s):
+    """Where the machine's CPU went, per delivery, over the measured window (None without --machine-cpu)."""
+    if not a.machine_cpu:
+        return None
+    m0, m1 = a.machine_cpu[:4], a.machine_cpu[4:]
+    busy, iowait, steal, total = (m1[i] - m0[i] for i in range(4))
+    if total <= 0:
+        return None
+    cores = os.cpu_count() or 1
+    window_s = total / a.hz / cores
+    parts = {"gateway": gw_cpu_s, "redis-server": redis_cpu_s}
+    if a.sim_cpu:
+        parts["provider simulator"] = (a.sim_cpu[1] - a.sim_cpu[0]) / a.hz
+    if a.kafka_cpu and a.kafka_cpu[1] > 0:
+        parts["Kafka broker"] = (a.kafka_cpu[1] - a.kafka_cpu[0]) / a.hz
+    busy_s = busy / a.hz
+    parts["the rest (publisher, sampler, AOF-rewrite children, kernel threads, other tenants)"] = max(
+        0.0, busy_s - sum(parts.values()))
+    us = {k: v / n * 1e6 for k, v in parts.items()}
+    all_us = busy_s / n * 1e6
+    return {
+        "window_seconds": window_s,
+        "cores": cores,
+        "busy_pct": busy / total * 100,
+        "iowait_pct": iowait / total * 100,
+        "steal_pct": steal / total * 100,
+        "cpu_seconds": parts,
+        "us_per_delivery": us,
+        "busy_us_per_delivery": all_us,
+        # the rate these CPU costs allow on this machine's cores, if nothing else ran and nothing waited
+        "cpu_bound_deliveries_per_s": cores * 1e6 / all_us if all_us > 0 else None,
+        "songda_only_deliveries_per_s": cores * 1e6 / (us["gateway"] + us["redis-server"])
+        if us["gateway"] + us["redis-server"] > 0 else None,
+    }
+
+
+def steady_machine(samples, expected):
+    """The machine's busy and I/O-wait shares between the samples at 10 % and 90 % of the deliveries final."""
+    full = [x for x in samples if len(x) == 9]
+    lo = next((x for x in full if x[3] >= 0.1 * expected), None)
+    hi = next((x for x in full if x[3] >= 0.9 * expected), None)
+    if not lo or not hi or hi[8] <= lo[8]:
+        return None
+    total = hi[8] - lo[8]
+    return {"seconds": hi[0] - lo[0], "busy_pct": (hi[5] - lo[5]) / total * 100,
+            "iowait_pct": (hi[6] - lo[6]) / total * 100}
+
+
+def steady_text(st):
+    if not st:
+        return ""
+    return (f". Between 10 % and 90 % of the deliveries final ({st['seconds']:.0f} s) the machine was busy "
+            f"{st['busy_pct']:.0f} % and waited on I/O {st['iowait_pct']:.0f} %; the rest of the window is the "
+            "start and the drain")
+
+
+def budget_lines(b):
+    lines = ["", "## Where the CPU went", "",
+             f"The whole machine over the measured window ({b['window_seconds']:.0f} s × {b['cores']} cores): busy "
+             f"{b['busy_pct']:.0f} %, I/O wait {b['iowait_pct']:.0f} %, steal {b['steal_pct']:.0f} %. CPU time per "
+             "delivery of each part (its utime + stime ÷ deliveries)" + steady_text(b.get("steady")) + ":", "",
+             "| part | CPU µs/delivery | share of the busy time |", "|---|---|---|"]
+    for k, v in b["us_per_delivery"].items():
+        lines.append(f"| {k} | {fmt(v, 1)} | {v / b['busy_us_per_delivery'] * 100:.0f} % |")
+    lines.append(f"| **all** | **{fmt(b['busy_us_per_delivery'], 1)}** | 100 % |")
+    lines += ["", f"At these costs {b['cores']} cores allow **{fmt(b['cpu_bound_deliveries_per_s'])}** deliveries/s "
+              f"with every part on this machine, and {fmt(b['songda_only_deliveries_per_s'])}/s for the gateway and "
+              "Redis alone (Kafka and the providers elsewhere), with no waiting."]
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", required=True)
@@ -105,6 +176,10 @@ def main():
     ap.add_argument("--hz", type=int, default=100)
     ap.add_argument("--gw-cpu", type=int, nargs=2, required=True)
     ap.add_argument("--redis-cpu", type=int, nargs=2, required=True)
+    ap.add_argument("--sim-cpu", type=int, nargs=2, default=None)
+    ap.add_argument("--kafka-cpu", type=int, nargs=2, default=None)
+    # busy iowait steal total (machine clock ticks, all cores) at the start, then at the end
+    ap.add_argument("--machine-cpu", type=int, nargs=8, default=None)
     ap.add_argument("--rss", type=int, nargs=3, required=True)
     ap.add_argument("--round-trips", type=int, nargs=2, required=True)
     ap.add_argument("--load", nargs=2, required=True)
@@ -136,8 +211,9 @@ def main():
     samples = []
     for line in read(os.path.join(run, "samples.txt")).splitlines():
         p = line.split()
-        if len(p) == 5 and p[1].isdigit():
-            samples.append((float(p[0]), int(p[1]), int(p[2]), int(p[3]), int(p[4])))
+        if len(p) >= 5 and p[1].isdigit():
+            # time, RSS, gateway ticks, final, sent[, machine busy, iowait, steal, total ticks]
+            samples.append((float(p[0]), int(p[1]), int(p[2]), int(p[3]), int(p[4]), *(int(x) for x in p[5:9])))
     rss_warm = None
     for s in samples:
         if s[3] >= 0.1 * a.expected:
@@ -194,6 +270,9 @@ def main():
             "deliveries_per_s": float(m.group(1)),
         }
     redis_cpu_ceiling = n / redis_cpu_s if redis_cpu_s > 0 else None
+    budget = cpu_budget(a, n, gw_cpu_s, redis_cpu_s)
+    if budget:
+        budget["steady"] = steady_machine(samples, a.expected)
 
     rate = col.get("steady_deliveries_per_s") or 0.0
     parts = {k: v["deliveries_per_s"] for k, v in base.items() if v.get("deliveries_per_s")}
@@ -271,6 +350,7 @@ def main():
                 )
             },
         },
+        "cpu_budget": budget,
         "baselines": base,
         "slowest_part": slowest,
         "ratio_to_slowest": rate / parts[slowest] if slowest else None,
@@ -335,6 +415,8 @@ def main():
                      f"non-2xx {fmt(s['non_2xx'])} |")
     if slowest:
         lines += ["", f"Songda ÷ slowest part ({slowest}): **{result['ratio_to_slowest']:.2f}** (target ≥ 0.5)."]
+    if budget:
+        lines += budget_lines(budget)
     lines += ["", "## Redis commands per delivery", "",
               "Time inside commands is Redis' own count (INFO commandstats); EVALSHA's includes the commands its "
               "script runs (those are also counted on their own rows).", "",
