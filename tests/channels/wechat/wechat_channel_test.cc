@@ -96,6 +96,14 @@ WechatChannelOptions fast_options() {
   return o;
 }
 
+// stable_token answers TOKEN1, then TOKEN2; a send with TOKEN1 gets `refusal`, one with TOKEN2 `accepted`.
+FakeHttp::Handler first_token_refused(std::atomic<int>& token_calls, std::string refusal, std::string accepted) {
+  return [&token_calls, refusal = std::move(refusal), accepted = std::move(accepted)](const HttpRequest& r) {
+    if (is_token(r)) return ok(token_answer(++token_calls == 1 ? "TOKEN1" : "TOKEN2"));
+    return ok(access_token_of(r) == "TOKEN1" ? refusal : accepted);
+  };
+}
+
 TEST(WechatChannel, SendsTheTemplateMessageWithTheSharedTokenAndAccepts) {
   FakeHttp http([](const HttpRequest& r) {
     if (is_token(r)) return ok(token_answer("TOKEN1"));
@@ -173,11 +181,8 @@ TEST(WechatChannel, MissingPlaceholderOrTemplateIsPermanent) {
 
 TEST(WechatChannel, InvalidTokenIsInvalidatedRefetchedOnceAndTheSendRetriedOnce) {
   std::atomic<int> token_calls{0};
-  FakeHttp http([&](const HttpRequest& r) {
-    if (is_token(r)) return ok(token_answer(++token_calls == 1 ? "TOKEN1" : "TOKEN2"));
-    if (access_token_of(r) == "TOKEN1") return ok(R"({"errcode":40001,"errmsg":"invalid credential"})");
-    return ok(R"({"errcode":0,"errmsg":"ok","msgid":200163836})");
-  });
+  FakeHttp http(first_token_refused(token_calls, R"({"errcode":40001,"errmsg":"invalid credential"})",
+                                    R"({"errcode":0,"errmsg":"ok","msgid":200163836})"));
   MemoryTokenStore store;
   WechatChannel channel(oa_config(), http, store, fake_env, fast_options());
   const Delivery d = delivery();
@@ -387,11 +392,8 @@ TEST(WechatChannel, ABatchReadsTheSharedTokenOnce) {
 
 TEST(WechatChannel, ATokenRefusedMidBatchIsReplacedOnceForTheBatch) {
   std::atomic<int> token_calls{0};
-  FakeHttp http([&](const HttpRequest& r) {
-    if (is_token(r)) return ok(token_answer(++token_calls == 1 ? "TOKEN1" : "TOKEN2"));
-    if (access_token_of(r) == "TOKEN1") return ok(R"({"errcode":42001,"errmsg":"access_token expired"})");
-    return ok(R"({"errcode":0,"errmsg":"ok","msgid":8})");
-  });
+  FakeHttp http(first_token_refused(token_calls, R"({"errcode":42001,"errmsg":"access_token expired"})",
+                                    R"({"errcode":0,"errmsg":"ok","msgid":8})"));
   MemoryTokenStore store;
   WechatConfig config = oa_config();
   config.concurrency = 4;
