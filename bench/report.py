@@ -93,7 +93,7 @@ def fmt(x, digits=0):
     return f"{x:,}"
 
 
-def cpu_budget(a, n, gw_cpu_s, redis_cpu_s):
+def cpu_budget(a, n, gw_cpu_s, redis_cpu_s, samples):
     """Where the machine's CPU went, per delivery, over the measured window (None without --machine-cpu)."""
     if not a.machine_cpu:
         return None
@@ -126,6 +126,7 @@ def cpu_budget(a, n, gw_cpu_s, redis_cpu_s):
         "cpu_bound_deliveries_per_s": cores * 1e6 / all_us if all_us > 0 else None,
         "songda_only_deliveries_per_s": cores * 1e6 / (us["gateway"] + us["redis-server"])
         if us["gateway"] + us["redis-server"] > 0 else None,
+        "steady": steady_machine(samples, a.expected),
     }
 
 
@@ -270,9 +271,7 @@ def main():
             "deliveries_per_s": float(m.group(1)),
         }
     redis_cpu_ceiling = n / redis_cpu_s if redis_cpu_s > 0 else None
-    budget = cpu_budget(a, n, gw_cpu_s, redis_cpu_s)
-    if budget:
-        budget["steady"] = steady_machine(samples, a.expected)
+    budget = cpu_budget(a, n, gw_cpu_s, redis_cpu_s, samples)
 
     rate = col.get("steady_deliveries_per_s") or 0.0
     parts = {k: v["deliveries_per_s"] for k, v in base.items() if v.get("deliveries_per_s")}
