@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -100,6 +101,13 @@ struct Delivery {
 
 nlohmann::json to_json(const Delivery& d);
 Result<Delivery> delivery_from_json(const nlohmann::json& j);
+
+// The stored delivery record as text: the same bytes as to_json(d).dump(), written without building the
+// tree. Error "invalid_utf8" when a field is not valid UTF-8 (dump() would throw).
+Result<std::string> delivery_record_text(const Delivery& d);
+// The same result as delivery_from_json(nlohmann::json::parse(text, nullptr, false)), read without building
+// the tree when the record has the layout delivery_record_text writes (otherwise through the tree).
+Result<Delivery> delivery_from_record_text(std::string_view text);
 
 // "sd-" + 32 hex chars of SHA-256(event_id \x1f recipient_id \x1f channel).
 std::string delivery_id(const std::string& event_id, const std::string& recipient_id, const std::string& channel);

@@ -48,6 +48,49 @@ std::size_t utf8_length(std::string_view s) {
   return n;
 }
 
+bool append_json_string(std::string& out, std::string_view s) {
+  if (!is_valid_utf8(s)) return false;
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  std::size_t run = 0;  // start of the bytes not yet appended that need no escape (appended in one go)
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s, run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:  // the other controls
+        out += "\\u00";
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 0xF]);
+    }
+  }
+  out.append(s, run, s.size() - run);
+  out.push_back('"');
+  return true;
+}
+
 std::string mask_phone(std::string_view phone) {
   if (phone.size() < 8) return std::string(phone.size(), '*');  // below 8 the head/tail split would underflow
   std::string out(phone);

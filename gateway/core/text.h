@@ -17,6 +17,11 @@ std::string mask_phone(std::string_view phone);
 std::string mask_email(std::string_view email);
 std::string mask_address(std::string_view channel, std::string_view address);
 
+// Appends `s` as a JSON string, quotes included, escaped as ECMAScript's JSON.stringify (and nlohmann's
+// dump()) do: \" \\, the five short forms \b \f \n \r \t, \u00xx (lowercase) for the other controls,
+// everything else verbatim. False, with `out` partly written, when `s` is not valid UTF-8.
+bool append_json_string(std::string& out, std::string_view s);
+
 // Escapes & < > " ' for HTML text and attribute values.
 std::string html_escape(std::string_view text);
 

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "gateway/core/text.h"
+
 namespace songda::evidence {
 namespace {
 
@@ -54,10 +56,6 @@ bool for_each_code_point(std::string_view s, Emit&& emit) {
   return true;
 }
 
-bool valid_utf8(std::string_view s) {
-  return for_each_code_point(s, [](std::uint32_t) {});
-}
-
 // UTF-8 text as UTF-16 code units (the order JCS sorts member names in); nullopt when malformed.
 std::optional<std::u16string> utf16_units(std::string_view s) {
   std::u16string out;
@@ -75,48 +73,11 @@ std::optional<std::u16string> utf16_units(std::string_view s) {
   return out;
 }
 
-// JSON.stringify's escaping: the two mandatory escapes, the five short forms,
-// \u00xx (lowercase) for the other controls; everything else verbatim.
+// JSON.stringify's escaping (append_json_string), for valid UTF-8 only.
 Status append_string(std::string& out, std::string_view s) {
-  if (!valid_utf8(s)) return jcs_error("string is not valid UTF-8; hint: decode the source text correctly first");
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  std::size_t run = 0;  // start of the bytes not yet appended that need no escape (appended in one go)
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(s, run, i - run);
-    run = i + 1;
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:  // the other controls
-        out += "\\u00";
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 0xF]);
-    }
+  if (!append_json_string(out, s)) {
+    return jcs_error("string is not valid UTF-8; hint: decode the source text correctly first");
   }
-  out.append(s, run, s.size() - run);
-  out.push_back('"');
   return ok_status();
 }
 

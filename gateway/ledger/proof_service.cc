@@ -130,7 +130,7 @@ Result<RecipientProof> ProofService::proof_for(const Delivery& delivery) {
   for (std::size_t c = 0; c < ids.size(); ++c) {
     const RedisReply& h = rs[3 * c];
     if (h.elements.size() != 4 || h.elements[0].type != RedisReply::Type::kString) continue;
-    auto d = delivery_from_json(Json::parse(h.elements[0].str, nullptr, false));
+    auto d = delivery_from_record_text(h.elements[0].str);
     if (!d) continue;
     recipient_ids.insert(ids[c]);
     f.channels.push_back(

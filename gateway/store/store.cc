@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "gateway/core/json_writer.h"
 #include "gateway/core/text.h"
 
 namespace songda {
@@ -301,6 +302,10 @@ return out
   return s;
 }
 
+Error not_utf8(const std::string& what) {
+  return Error::permanent("invalid_utf8", what + " hold text that is not valid UTF-8");
+}
+
 // The ARGV of one script call. The long payloads (evidence record bytes, delivery records) are entries of their
 // own that the JSON describing the batch names by index, so the gateway does not escape them into a JSON string
 // and Redis does not decode them out of one (both showed in the profiles: bench/README.md).
@@ -313,11 +318,26 @@ class ScriptArgs {
     argv_.push_back(std::move(bytes));
     return static_cast<int>(argv_.size());
   }
-  // The list append_evidence (Lua) takes: {d, a = ARGV index of the record bytes, h}.
-  nlohmann::json evidence(const std::vector<EvidenceLeaf>& leaves) {
-    nlohmann::json arr = nlohmann::json::array();
-    for (const auto& l : leaves) arr.push_back({{"d", l.delivery_id}, {"a", add(l.canonical)}, {"h", l.leaf_hash_hex}});
-    return arr;
+  // The list append_evidence (Lua) takes, as JSON text: [{d, a = ARGV index of the record bytes, h}, ...].
+  // False when an id or hash is not UTF-8.
+  bool append_evidence(std::string& out, const std::vector<EvidenceLeaf>& leaves) {
+    bool ok = true;
+    out.push_back('[');
+    for (std::size_t i = 0; i < leaves.size(); ++i) {
+      if (i > 0) out.push_back(',');
+      JsonObjectWriter leaf(out);
+      leaf.string("d", leaves[i].delivery_id)
+          .integer("a", add(leaves[i].canonical))
+          .string("h", leaves[i].leaf_hash_hex);
+      ok = leaf.close() && ok;
+    }
+    out.push_back(']');
+    return ok;
+  }
+  Result<std::string> evidence(const std::vector<EvidenceLeaf>& leaves) {
+    std::string out;
+    if (!append_evidence(out, leaves)) return not_utf8("evidence leaves");
+    return out;
   }
   // Sets a fixed entry (0-based) once the JSON that names the others is complete.
   void set(std::size_t i, std::string value) { argv_.at(i) = std::move(value); }
@@ -350,8 +370,7 @@ Result<DeliveryView> parse_view(const RedisReply& hash, const RedisReply& hist, 
     const auto& k = hash.elements[i].str;
     const auto& val = hash.elements[i + 1];
     if (k == "record") {
-      auto j = nlohmann::json::parse(val.str, nullptr, false);
-      auto d = delivery_from_json(j);
+      auto d = delivery_from_record_text(val.str);
       if (!d.ok()) return d.error();
       v.delivery = std::move(d.value());
     } else if (k == "status") {
@@ -393,30 +412,42 @@ Result<std::vector<RecordOutcome>> DeliveryStore::record_batch(const std::vector
                                                                std::int64_t now_ms) {
   if (events.empty()) return std::vector<RecordOutcome>{};
   ScriptArgs args({std::to_string(now_ms), ""});
-  nlohmann::json arr = nlohmann::json::array();
-  for (const auto& e : events) {
-    nlohmann::json ds = nlohmann::json::array();
+  // The batch as JSON text written directly (not an nlohmann tree dumped; bench/README.md item 23).
+  std::string batch = "[";
+  for (std::size_t k = 0; k < events.size(); ++k) {
+    const auto& e = events[k];
+    if (k > 0) batch.push_back(',');
+    JsonObjectWriter ev(batch);
+    ev.string("id", e.event_id)
+        .string("digest", e.digest)
+        .string("court", e.court_id)
+        .string("case_number", e.case_number)
+        .string("case_key", case_key(e.court_id, e.case_number))
+        .string("bcast", e.broadcast_id);
+    std::string& ds = ev.nested("deliveries");
+    ds.push_back('[');
     for (std::size_t i = 0; i < e.deliveries.size(); ++i) {
       const Delivery& d = e.deliveries[i];
       const std::int64_t due = i < e.due_ms.size() && e.due_ms[i] > 0 ? e.due_ms[i] : now_ms;
-      ds.push_back({{"id", d.id},
-                    {"channel", d.channel},
-                    {"due", due},
-                    {"hold_from", d.hold_from},
-                    {"hold_unless", d.hold_unless},
-                    {"hold_after_s", d.hold_after_s},
-                    {"r", args.add(to_json(d).dump())}});
+      auto record = delivery_record_text(d);
+      if (!record.ok()) return record.error();
+      if (i > 0) ds.push_back(',');
+      JsonObjectWriter dw(ds);
+      dw.string("id", d.id)
+          .string("channel", d.channel)
+          .integer("due", due)
+          .string("hold_from", d.hold_from)
+          .string("hold_unless", d.hold_unless)
+          .integer("hold_after_s", d.hold_after_s)
+          .integer("r", args.add(std::move(record.value())));
+      ev.merge(dw.close());
     }
-    arr.push_back({{"id", e.event_id},
-                   {"digest", e.digest},
-                   {"court", e.court_id},
-                   {"case_number", e.case_number},
-                   {"case_key", case_key(e.court_id, e.case_number)},
-                   {"deliveries", ds},
-                   {"bcast", e.broadcast_id},
-                   {"evidence", args.evidence(e.evidence)}});
+    ds.push_back(']');
+    ev.merge(args.append_evidence(ev.nested("evidence"), e.evidence));
+    if (!ev.close()) return not_utf8("event " + e.event_id);
   }
-  args.set(1, arr.dump());
+  batch.push_back(']');
+  args.set(1, std::move(batch));
   auto r = pool_.eval(record_script(), {}, args.argv());
   if (!r.ok()) return r.error();
   if (r->type != RedisReply::Type::kArray || r->elements.size() != events.size()) return unexpected("record_batch");
@@ -438,8 +469,7 @@ Result<std::vector<ClaimedDelivery>> DeliveryStore::claim_due(const std::string&
   std::vector<ClaimedDelivery> out;
   for (const auto& row : r->elements) {
     if (row.elements.size() != 5) return unexpected("claim_due");
-    auto j = nlohmann::json::parse(row.elements[1].str, nullptr, false);
-    auto d = delivery_from_json(j);
+    auto d = delivery_from_record_text(row.elements[1].str);
     if (!d.ok()) continue;  // a record without a body cannot be sent; left in the queue for an operator to see
     out.push_back(ClaimedDelivery{std::move(d.value()), row.elements[2].str, static_cast<int>(to_i64(row.elements[3])),
                                   to_i64(row.elements[4])});
@@ -450,22 +480,27 @@ Result<std::vector<ClaimedDelivery>> DeliveryStore::claim_due(const std::string&
 Status DeliveryStore::complete_batch(const std::vector<Completion>& completions, std::int64_t now_ms) {
   if (completions.empty()) return ok_status();
   ScriptArgs args({std::to_string(now_ms), ""});
-  nlohmann::json arr = nlohmann::json::array();
-  for (const auto& c : completions) {
-    arr.push_back({{"id", c.id},
-                   {"channel", c.channel},
-                   {"status", c.status},
-                   {"detail", c.detail},
-                   {"retry_at", c.retry_at_ms},
-                   {"doubt", c.still_in_doubt},
-                   {"provider", c.provider},
-                   {"pmid", c.provider_message_id},
-                   {"rkey", c.receipt_key},
-                   {"segments", c.segments > 0 ? std::to_string(c.segments) : std::string()},
-                   {"at", c.event_time_ms > 0 ? c.event_time_ms : now_ms},
-                   {"evidence", args.evidence(c.evidence)}});
+  std::string batch = "[";
+  for (std::size_t k = 0; k < completions.size(); ++k) {
+    const auto& c = completions[k];
+    if (k > 0) batch.push_back(',');
+    JsonObjectWriter cw(batch);
+    cw.string("id", c.id)
+        .string("channel", c.channel)
+        .string("status", c.status)
+        .string("detail", c.detail)
+        .integer("retry_at", c.retry_at_ms)
+        .boolean("doubt", c.still_in_doubt)
+        .string("provider", c.provider)
+        .string("pmid", c.provider_message_id)
+        .string("rkey", c.receipt_key)
+        .string("segments", c.segments > 0 ? std::to_string(c.segments) : std::string())
+        .integer("at", c.event_time_ms > 0 ? c.event_time_ms : now_ms);
+    cw.merge(args.append_evidence(cw.nested("evidence"), c.evidence));
+    if (!cw.close()) return not_utf8("the outcome of delivery " + c.id);
   }
-  args.set(1, arr.dump());
+  batch.push_back(']');
+  args.set(1, std::move(batch));
   auto r = pool_.eval(complete_script(), {}, args.argv());
   if (!r.ok()) return r.error();
   return ok_status();
@@ -502,7 +537,9 @@ Status DeliveryStore::write_inbox(const std::vector<Delivery>& deliveries, std::
 Result<nlohmann::json> DeliveryStore::mark_read(const std::string& app_user, const std::string& delivery_id,
                                                 std::int64_t now_ms, const std::vector<EvidenceLeaf>& evidence) {
   ScriptArgs args({app_user, delivery_id, std::to_string(now_ms), ""});
-  args.set(3, args.evidence(evidence).dump());
+  auto leaves = args.evidence(evidence);
+  if (!leaves.ok()) return leaves.error();
+  args.set(3, std::move(leaves.value()));
   auto r = pool_.eval(read_script(), {}, args.argv());
   if (!r.ok()) return r.error();
   if (r->elements.size() != 2) return unexpected("mark_read");
@@ -538,7 +575,9 @@ return 'unchanged'
     return Error::permanent("invalid_argument", "a fact without a status needs once_field and history_status");
   }
   ScriptArgs args({delivery_id, status, detail, std::to_string(now_ms), "", once_field, history_status});
-  args.set(4, args.evidence(evidence).dump());
+  auto leaves = args.evidence(evidence);
+  if (!leaves.ok()) return leaves.error();
+  args.set(4, std::move(leaves.value()));
   auto r = pool_.eval(s, {}, args.argv());
   if (!r.ok()) return r.error();
   if (r->str == "not_found") return Error::permanent("not_found", "no delivery " + delivery_id);
@@ -592,7 +631,7 @@ Result<std::vector<std::optional<DeliveryStore::SentRecord>>> DeliveryStore::sen
       out.emplace_back();
       continue;
     }
-    auto d = delivery_from_json(nlohmann::json::parse(row.elements[0].str, nullptr, false));
+    auto d = delivery_from_record_text(row.elements[0].str);
     if (!d.ok()) return d.error();
     const auto& provider = row.elements[1];
     out.emplace_back(SentRecord{std::move(d.value()), provider.type == RedisReply::Type::kString ? provider.str : ""});
@@ -667,9 +706,16 @@ end
 return 1
 )LUA");
   ScriptArgs args({""});
-  nlohmann::json arr = nlohmann::json::array();
-  for (const auto& [id, leaves] : settled) arr.push_back({{"id", id}, {"ev", args.evidence(leaves)}});
-  args.set(0, arr.dump());
+  std::string list = "[";
+  for (const auto& [id, leaves] : settled) {
+    if (list.size() > 1) list.push_back(',');
+    JsonObjectWriter t(list);
+    t.string("id", id);
+    t.merge(args.append_evidence(t.nested("ev"), leaves));
+    if (!t.close()) return not_utf8("fired timer " + id);
+  }
+  list.push_back(']');
+  args.set(0, std::move(list));
   auto r = pool_.eval(s, {}, args.argv());
   if (!r.ok()) return r.error();
   return ok_status();
@@ -762,7 +808,9 @@ Status DeliveryStore::append_evidence(const std::vector<EvidenceLeaf>& leaves) {
   // Appended with one script call so the leaf and its hash share an index.
   static const LuaScript s(std::string(kLuaCallAll) + kLuaRank + "append_evidence(cjson.decode(ARGV[1])) return 1");
   ScriptArgs args({""});
-  args.set(0, args.evidence(leaves).dump());
+  auto list = args.evidence(leaves);
+  if (!list.ok()) return list.error();
+  args.set(0, std::move(list.value()));
   auto r = pool_.eval(s, {}, args.argv());
   if (!r.ok()) return r.error();
   return ok_status();

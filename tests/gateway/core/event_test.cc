@@ -6,6 +6,7 @@
 
 #include <set>
 #include <string>
+#include <vector>
 
 #include "gateway/core/crypto.h"
 
@@ -200,6 +201,9 @@ void expect_same(const Delivery& a, const Delivery& b) {
     EXPECT_EQ(a.document->url, b.document->url);
     EXPECT_EQ(a.document->pages, b.document->pages);
   }
+  EXPECT_EQ(a.hold_from, b.hold_from);
+  EXPECT_EQ(a.hold_unless, b.hold_unless);
+  EXPECT_EQ(a.hold_after_s, b.hold_after_s);
 }
 
 TEST(DeliveryJson, RoundTripsThroughText) {
@@ -230,6 +234,122 @@ TEST(DeliveryJson, RecordWithoutIdIsCorrupt) {
   const auto r2 = delivery_from_json(json::array());
   ASSERT_FALSE(r2.ok());
   EXPECT_EQ(r2.error().code, "corrupt_record");
+}
+
+// Deliveries whose records exercise every member and every escape: the sample, one without document, params
+// or urgency, a held fallback, and one with quotes, backslashes, controls, DEL, CJK, emoji and empty strings.
+std::vector<Delivery> record_cases() {
+  std::vector<Delivery> out;
+  out.push_back(sample_delivery());
+  Delivery bare = sample_delivery();
+  bare.document.reset();
+  bare.params.clear();
+  bare.urgent = false;
+  out.push_back(bare);
+  Delivery held = sample_delivery();
+  held.channel = kChannelWechat;
+  held.hold_from = delivery_id("evt-1", "P-001", kChannelSms);
+  held.hold_unless = "DELIVERED";
+  held.hold_after_s = 86400;
+  out.push_back(held);
+  Delivery odd = sample_delivery();
+  odd.text = std::string("say \"hi\" \\ now\n\ttab\r\b\f") + '\x01' + '\x1f' + '\x7f' + " 😀 /path";
+  odd.title = "";
+  odd.recipient_name = "O'Brien \"张\"";
+  odd.params = {{"", "empty name"}, {"a\"b", "q"}, {"z", ""}, {"链接", "https://x.example/?a=1&b=2"}};
+  odd.document->pages = -3;
+  odd.document->url = "";
+  out.push_back(odd);
+  return out;
+}
+
+TEST(DeliveryRecordText, IsTheSameBytesAsTheTreeDumped) {
+  for (const Delivery& d : record_cases()) {
+    const auto text = delivery_record_text(d);
+    ASSERT_TRUE(text.ok()) << text.error().message;
+    EXPECT_EQ(text.value(), to_json(d).dump());
+  }
+}
+
+TEST(DeliveryRecordText, RefusesAFieldThatIsNotUtf8) {
+  Delivery d = sample_delivery();
+  d.recipient_name = "\xE5\xBC";  // a truncated 张
+  EXPECT_THROW((void)to_json(d).dump(), json::exception);
+  const auto text = delivery_record_text(d);
+  ASSERT_FALSE(text.ok());
+  EXPECT_EQ(text.error().code, "invalid_utf8");
+  d = sample_delivery();
+  d.params["\xFF"] = "x";
+  EXPECT_FALSE(delivery_record_text(d).ok());
+}
+
+TEST(DeliveryFromRecordText, ReadsWhatTheWriterWrote) {
+  for (const Delivery& d : record_cases()) {
+    const auto back = delivery_from_record_text(delivery_record_text(d).value());
+    ASSERT_TRUE(back.ok()) << back.error().message;
+    expect_same(d, back.value());
+  }
+}
+
+// Whatever the text, the fast reader's answer is the tree reader's.
+TEST(DeliveryFromRecordText, AgreesWithTheTreeReaderOnAnyText) {
+  const std::string good = delivery_record_text(record_cases()[2]).value();
+  const std::string head = good.substr(0, good.size() - 1);  // without the closing brace
+  const std::vector<std::string> texts = {
+      good,
+      delivery_record_text(record_cases()[3]).value(),
+      R"({"id":"sd-1"})",
+      R"({"i\u0064":"sd-1","te\u0078t":"x\u4e2d"})",  // escaped names and values
+      " \n" + good + " \t",
+      head + R"(,"extra":1,"extra2":null,"extra3":1.5,"extra4":"s","extra5":false})",
+      head + R"(,"extra":{"a":1}})",
+      head + R"(,"extra":[1,2]})",
+      head + R"(,"id":"sd-other"})",  // a member twice: the tree keeps the last
+      head + R"(,"urgent":false})",
+      head + R"(,"params":{"x":"y"}})",
+      head + R"(,"document":{"id":"D2"}})",
+      R"({"id":"sd-1","urgent":"yes"})",  // a known member of another type
+      R"({"id":5})",
+      R"({"id":"sd-1","title":null})",
+      R"({"id":"sd-1","params":"p"})",
+      R"({"id":"sd-1","params":{"n":3,"b":true,"z":null,"f":2.5,"s":"t"}})",
+      R"({"id":"sd-1","params":{"o":{"x":1}}})",
+      R"({"id":"sd-1","params":{"k":"1","k":"2"}})",
+      R"({"id":"sd-1","document":"D"})",
+      R"({"id":"sd-1","document":{"pages":"2"}})",
+      R"({"id":"sd-1","document":{"pages":2.0}})",
+      R"({"id":"sd-1","document":{"pages":99999999999}})",
+      R"({"id":"sd-1","document":{"pages":-2,"note":"n","n2":3}})",
+      R"({"id":"sd-1","document":{"id":"a","id":"b"}})",
+      R"({"id":"sd-1","document":{"sub":{}}})",
+      R"({"id":"sd-1","hold":{"from":"sd-0","unless":"READ","after_s":60}})",
+      R"({"id":"sd-1","hold":{"from":"sd-0","after_s":"60"}})",
+      R"({"id":"sd-1","hold":{"from":"sd-0","from":"sd-2"}})",
+      R"({"id":"sd-1","hold":[]})",
+      R"({"title":"no id"})",
+      R"({"id":""})",
+      "[]",
+      R"("sd-1")",
+      "42",
+      "null",
+      "",
+      "{",
+      R"({"id":"sd-1"} trailing)",
+      R"({"id":"sd-1",})",
+      "{\"id\":\"\xFF\"}",
+  };
+  for (const auto& text : texts) {
+    SCOPED_TRACE(text);
+    const auto fast = delivery_from_record_text(text);
+    const auto tree = delivery_from_json(json::parse(text, nullptr, false));
+    ASSERT_EQ(fast.ok(), tree.ok());
+    if (fast.ok()) {
+      expect_same(fast.value(), tree.value());
+    } else {
+      EXPECT_EQ(fast.error().code, tree.error().code);
+      EXPECT_EQ(fast.error().message, tree.error().message);
+    }
+  }
 }
 
 TEST(Channels, KnownNames) {
