@@ -10,6 +10,9 @@
 namespace songda {
 
 bool is_valid_utf8(std::string_view s);
+// Valid UTF-8 in, the same out; otherwise each byte that is not part of a valid sequence becomes U+FFFD (for
+// text from outside, e.g. a server's reply in another charset, kept where only UTF-8 may go).
+std::string repair_utf8(std::string_view s);
 std::size_t utf8_length(std::string_view s);  // code points; assumes valid UTF-8
 
 // "+8613800000000" -> "+86138****0000"; "zhang.san@court.cn" -> "z***@court.cn"; openid -> "oAbc***".

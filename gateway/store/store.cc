@@ -488,11 +488,11 @@ Status DeliveryStore::complete_batch(const std::vector<Completion>& completions,
     cw.string("id", c.id)
         .string("channel", c.channel)
         .string("status", c.status)
-        .string("detail", c.detail)
+        .string("detail", repair_utf8(c.detail))  // may hold a server's reply in another charset
         .integer("retry_at", c.retry_at_ms)
         .boolean("doubt", c.still_in_doubt)
         .string("provider", c.provider)
-        .string("pmid", c.provider_message_id)
+        .string("pmid", repair_utf8(c.provider_message_id))
         .string("rkey", c.receipt_key)
         .string("segments", c.segments > 0 ? std::to_string(c.segments) : std::string())
         .integer("at", c.event_time_ms > 0 ? c.event_time_ms : now_ms);

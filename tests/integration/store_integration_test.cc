@@ -116,6 +116,21 @@ TEST_F(StoreTest, FallbackIsCancelledWhenTheFirstChannelArrived) {
   EXPECT_EQ(store_->queue_length("sms").value(), 0);
 }
 
+// A mail server may refuse in its own charset (GBK here: "拒收" is D3 DC CA D5); its reply is the outcome's
+// detail. The outcome is still recorded, with the bad bytes shown as U+FFFD in the status history.
+TEST_F(StoreTest, AnOutcomeWhoseServerReplyIsNotUtf8IsStillRecorded) {
+  const auto now = now_unix_ms();
+  auto mail = make("e-gbk", "email");
+  record("e-gbk", {mail}, now);
+  const std::string reply = "550 \xD3\xDC\xCA\xD5 mailbox unavailable";
+  ASSERT_TRUE(store_->complete_batch({done(mail.id, "email", "FAILED", reply, "smtp", "", "")}, now + 10).ok());
+  auto v = store_->get_delivery(mail.id);
+  ASSERT_TRUE(v.ok() && v.value());
+  EXPECT_EQ(v.value()->status, "FAILED");
+  ASSERT_FALSE(v.value()->history.empty());
+  EXPECT_EQ(v.value()->history.back().detail, "550 \uFFFD\uFFFD\uFFFD\uFFFD mailbox unavailable");
+}
+
 TEST_F(StoreTest, FinalFailureOfTheFirstChannelReleasesTheFallbackAtOnce) {
   const auto now = now_unix_ms();
   auto wx = make("e3", "wechat");

@@ -68,6 +68,25 @@ TEST(Utf8, RejectsBeyondU10FFFFAndInvalidLeadBytes) {
   EXPECT_FALSE(is_valid_utf8("\xFF"));
 }
 
+TEST(RepairUtf8, KeepsValidTextAndReplacesEachBadByte) {
+  EXPECT_EQ(repair_utf8("传票 ok 😀"), "传票 ok 😀");
+  EXPECT_EQ(repair_utf8("550 \xD3\xDC ok"), "550 \uFFFD\uFFFD ok");  // GBK bytes
+  EXPECT_EQ(repair_utf8("\xE4\xBC"), "\uFFFD\uFFFD");                // a truncated 传
+  EXPECT_EQ(repair_utf8("a\xC0\xAF"
+                        "b"),
+            "a\uFFFD\uFFFD"
+            "b");  // an overlong "/"
+  EXPECT_TRUE(is_valid_utf8(repair_utf8("\xFF\xFE\xED\xA0\x80")));
+}
+
+TEST(AppendJsonString, EscapesAsJsonStringifyAndRefusesBadUtf8) {
+  std::string out = "x";
+  EXPECT_TRUE(append_json_string(out, std::string("q\"b\\n\n\x01\x7f/张", 12)));
+  EXPECT_EQ(out, "x\"q\\\"b\\\\n\\n\\u0001\x7f/张\"");
+  std::string bad;
+  EXPECT_FALSE(append_json_string(bad, "\xE5\xBC"));
+}
+
 TEST(Utf8Length, CountsCodePoints) {
   EXPECT_EQ(utf8_length(""), 0u);
   EXPECT_EQ(utf8_length("abc"), 3u);
