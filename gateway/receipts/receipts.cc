@@ -16,9 +16,14 @@ namespace songda {
 
 namespace {
 
+// The provider's text (reason, raw body) may not be UTF-8, which JSON cannot hold: bad bytes become U+FFFD.
 nlohmann::json parked_json(const ReceiptUpdate& u) {
-  return {{"key", u.key},       {"channel", u.channel},       {"delivered", u.delivered},
-          {"reason", u.reason}, {"time", u.provider_time_ms}, {"raw", u.raw}};
+  return {{"key", u.key},
+          {"channel", u.channel},
+          {"delivered", u.delivered},
+          {"reason", repair_utf8(u.reason)},
+          {"time", u.provider_time_ms},
+          {"raw", repair_utf8(u.raw)}};
 }
 
 std::optional<ReceiptUpdate> from_parked(const std::string& text) {

@@ -131,6 +131,18 @@ TEST_F(StoreTest, AnOutcomeWhoseServerReplyIsNotUtf8IsStillRecorded) {
   EXPECT_EQ(v.value()->history.back().detail, "550 \uFFFD\uFFFD\uFFFD\uFFFD mailbox unavailable");
 }
 
+// A receipt that names no delivery yet is parked with its raw body; a body that is not UTF-8 is parked too.
+TEST_F(StoreTest, AnUnknownReceiptWhoseBodyIsNotUtf8IsParked) {
+  ReceiptCounters counters;
+  ReceiptProcessor p(*store_, counters);
+  const auto now = now_unix_ms();
+  ReceiptUpdate u{"wechat:900", "wechat", false, "failed: \xB2\xBB", now, "<xml>\xB2\xBB</xml>"};
+  auto parked = p.apply({u}, now);
+  ASSERT_TRUE(parked.ok()) << parked.error().message;
+  EXPECT_EQ(parked.value(), 1);
+  EXPECT_EQ(store_->parked_receipt_count().value(), 1);
+}
+
 TEST_F(StoreTest, FinalFailureOfTheFirstChannelReleasesTheFallbackAtOnce) {
   const auto now = now_unix_ms();
   auto wx = make("e3", "wechat");
