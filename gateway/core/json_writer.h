@@ -69,4 +69,22 @@ class JsonObjectWriter {
   bool ok_ = true;
 };
 
+// Appends a JSON array with one object per item: write(JsonObjectWriter&, item) adds the item's members and
+// returns false to stop. False when a write stopped or a name or value was not UTF-8 (`out` is then partly
+// written).
+template <typename Items, typename Write>
+bool append_object_array(std::string& out, const Items& items, Write&& write) {
+  out.push_back('[');
+  bool first = true;
+  for (const auto& item : items) {
+    if (!first) out.push_back(',');
+    first = false;
+    JsonObjectWriter object(out);
+    const bool wrote = write(object, item);
+    if (!object.close() || !wrote) return false;
+  }
+  out.push_back(']');
+  return true;
+}
+
 }  // namespace songda

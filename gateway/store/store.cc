@@ -1,6 +1,7 @@
 #include "gateway/store/store.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "gateway/core/json_writer.h"
 #include "gateway/core/text.h"
@@ -321,18 +322,10 @@ class ScriptArgs {
   // The list append_evidence (Lua) takes, as JSON text: [{d, a = ARGV index of the record bytes, h}, ...].
   // False when an id or hash is not UTF-8.
   bool append_evidence(std::string& out, const std::vector<EvidenceLeaf>& leaves) {
-    bool ok = true;
-    out.push_back('[');
-    for (std::size_t i = 0; i < leaves.size(); ++i) {
-      if (i > 0) out.push_back(',');
-      JsonObjectWriter leaf(out);
-      leaf.string("d", leaves[i].delivery_id)
-          .integer("a", add(leaves[i].canonical))
-          .string("h", leaves[i].leaf_hash_hex);
-      ok = leaf.close() && ok;
-    }
-    out.push_back(']');
-    return ok;
+    return append_object_array(out, leaves, [this](JsonObjectWriter& leaf, const EvidenceLeaf& l) {
+      leaf.string("d", l.delivery_id).integer("a", add(l.canonical)).string("h", l.leaf_hash_hex);
+      return true;
+    });
   }
   Result<std::string> evidence(const std::vector<EvidenceLeaf>& leaves) {
     std::string out;
@@ -413,40 +406,36 @@ Result<std::vector<RecordOutcome>> DeliveryStore::record_batch(const std::vector
   if (events.empty()) return std::vector<RecordOutcome>{};
   ScriptArgs args({std::to_string(now_ms), ""});
   // The batch as JSON text written directly (not an nlohmann tree dumped; bench/README.md item 23).
-  std::string batch = "[";
-  for (std::size_t k = 0; k < events.size(); ++k) {
-    const auto& e = events[k];
-    if (k > 0) batch.push_back(',');
-    JsonObjectWriter ev(batch);
+  std::string batch;
+  std::optional<Error> failed;  // a delivery record that could not be written
+  const bool ok = append_object_array(batch, events, [&](JsonObjectWriter& ev, const EventToRecord& e) {
     ev.string("id", e.event_id)
         .string("digest", e.digest)
         .string("court", e.court_id)
         .string("case_number", e.case_number)
         .string("case_key", case_key(e.court_id, e.case_number))
         .string("bcast", e.broadcast_id);
-    std::string& ds = ev.nested("deliveries");
-    ds.push_back('[');
-    for (std::size_t i = 0; i < e.deliveries.size(); ++i) {
-      const Delivery& d = e.deliveries[i];
-      const std::int64_t due = i < e.due_ms.size() && e.due_ms[i] > 0 ? e.due_ms[i] : now_ms;
-      auto record = delivery_record_text(d);
-      if (!record.ok()) return record.error();
-      if (i > 0) ds.push_back(',');
-      JsonObjectWriter dw(ds);
-      dw.string("id", d.id)
-          .string("channel", d.channel)
-          .integer("due", due)
-          .string("hold_from", d.hold_from)
-          .string("hold_unless", d.hold_unless)
-          .integer("hold_after_s", d.hold_after_s)
-          .integer("r", args.add(std::move(record.value())));
-      ev.merge(dw.close());
-    }
-    ds.push_back(']');
-    ev.merge(args.append_evidence(ev.nested("evidence"), e.evidence));
-    if (!ev.close()) return not_utf8("event " + e.event_id);
-  }
-  batch.push_back(']');
+    std::size_t next = 0;  // the index of d in e.deliveries (and of its due time in e.due_ms)
+    const bool deliveries_ok =
+        append_object_array(ev.nested("deliveries"), e.deliveries, [&](JsonObjectWriter& dw, const Delivery& d) {
+          const std::size_t i = next++;
+          auto record = delivery_record_text(d);
+          if (!record.ok()) {
+            failed = record.error();
+            return false;
+          }
+          dw.string("id", d.id)
+              .string("channel", d.channel)
+              .integer("due", i < e.due_ms.size() && e.due_ms[i] > 0 ? e.due_ms[i] : now_ms)
+              .string("hold_from", d.hold_from)
+              .string("hold_unless", d.hold_unless)
+              .integer("hold_after_s", d.hold_after_s)
+              .integer("r", args.add(std::move(record.value())));
+          return true;
+        });
+    return deliveries_ok && args.append_evidence(ev.nested("evidence"), e.evidence);
+  });
+  if (!ok) return failed ? *failed : not_utf8("the batch's events");
   args.set(1, std::move(batch));
   auto r = pool_.eval(record_script(), {}, args.argv());
   if (!r.ok()) return r.error();
@@ -480,11 +469,8 @@ Result<std::vector<ClaimedDelivery>> DeliveryStore::claim_due(const std::string&
 Status DeliveryStore::complete_batch(const std::vector<Completion>& completions, std::int64_t now_ms) {
   if (completions.empty()) return ok_status();
   ScriptArgs args({std::to_string(now_ms), ""});
-  std::string batch = "[";
-  for (std::size_t k = 0; k < completions.size(); ++k) {
-    const auto& c = completions[k];
-    if (k > 0) batch.push_back(',');
-    JsonObjectWriter cw(batch);
+  std::string batch;
+  const bool ok = append_object_array(batch, completions, [&](JsonObjectWriter& cw, const Completion& c) {
     cw.string("id", c.id)
         .string("channel", c.channel)
         .string("status", c.status)
@@ -496,10 +482,9 @@ Status DeliveryStore::complete_batch(const std::vector<Completion>& completions,
         .string("rkey", c.receipt_key)
         .string("segments", c.segments > 0 ? std::to_string(c.segments) : std::string())
         .integer("at", c.event_time_ms > 0 ? c.event_time_ms : now_ms);
-    cw.merge(args.append_evidence(cw.nested("evidence"), c.evidence));
-    if (!cw.close()) return not_utf8("the outcome of delivery " + c.id);
-  }
-  batch.push_back(']');
+    return args.append_evidence(cw.nested("evidence"), c.evidence);
+  });
+  if (!ok) return not_utf8("the batch's outcomes");
   args.set(1, std::move(batch));
   auto r = pool_.eval(complete_script(), {}, args.argv());
   if (!r.ok()) return r.error();
@@ -706,15 +691,12 @@ end
 return 1
 )LUA");
   ScriptArgs args({""});
-  std::string list = "[";
-  for (const auto& [id, leaves] : settled) {
-    if (list.size() > 1) list.push_back(',');
-    JsonObjectWriter t(list);
-    t.string("id", id);
-    t.merge(args.append_evidence(t.nested("ev"), leaves));
-    if (!t.close()) return not_utf8("fired timer " + id);
-  }
-  list.push_back(']');
+  std::string list;
+  const bool ok = append_object_array(list, settled, [&](JsonObjectWriter& t, const auto& timer) {
+    t.string("id", timer.first);
+    return args.append_evidence(t.nested("ev"), timer.second);
+  });
+  if (!ok) return not_utf8("fired timers");
   args.set(0, std::move(list));
   auto r = pool_.eval(s, {}, args.argv());
   if (!r.ok()) return r.error();
