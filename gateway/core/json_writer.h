@@ -4,7 +4,7 @@
 //
 // Values are escaped by append_json_string, so the text equals nlohmann's dump() of the same object when the
 // members are added in the order nlohmann keeps them (sorted by name). Invalid UTF-8 in a name or a value
-// makes ok() false (nlohmann's dump() would throw).
+// makes close() return false (nlohmann's dump() would throw).
 //
 // Ownership: writes into the caller's string. Thread-safety: one writer per thread.
 #pragma once
@@ -35,12 +35,6 @@ class JsonObjectWriter {
   JsonObjectWriter& boolean(std::string_view name, bool value) {
     member(name);
     out_ += value ? "true" : "false";
-    return *this;
-  }
-  // A member whose value is JSON text the caller has already made (a nested object or array).
-  JsonObjectWriter& raw(std::string_view name, std::string_view json_text) {
-    member(name);
-    out_ += json_text;
     return *this;
   }
   // Writes the name of a member whose value the caller writes next (e.g. with a nested writer).

@@ -327,10 +327,12 @@ class ScriptArgs {
       return true;
     });
   }
-  Result<std::string> evidence(const std::vector<EvidenceLeaf>& leaves) {
-    std::string out;
-    if (!append_evidence(out, leaves)) return not_utf8("evidence leaves");
-    return out;
+  // Sets the fixed entry i (0-based) to that list.
+  Status set_evidence(std::size_t i, const std::vector<EvidenceLeaf>& leaves) {
+    std::string list;
+    if (!append_evidence(list, leaves)) return not_utf8("evidence leaves");
+    set(i, std::move(list));
+    return ok_status();
   }
   // Sets a fixed entry (0-based) once the JSON that names the others is complete.
   void set(std::size_t i, std::string value) { argv_.at(i) = std::move(value); }
@@ -522,9 +524,7 @@ Status DeliveryStore::write_inbox(const std::vector<Delivery>& deliveries, std::
 Result<nlohmann::json> DeliveryStore::mark_read(const std::string& app_user, const std::string& delivery_id,
                                                 std::int64_t now_ms, const std::vector<EvidenceLeaf>& evidence) {
   ScriptArgs args({app_user, delivery_id, std::to_string(now_ms), ""});
-  auto leaves = args.evidence(evidence);
-  if (!leaves.ok()) return leaves.error();
-  args.set(3, std::move(leaves.value()));
+  if (auto written = args.set_evidence(3, evidence); !written.ok()) return written.error();
   auto r = pool_.eval(read_script(), {}, args.argv());
   if (!r.ok()) return r.error();
   if (r->elements.size() != 2) return unexpected("mark_read");
@@ -560,9 +560,7 @@ return 'unchanged'
     return Error::permanent("invalid_argument", "a fact without a status needs once_field and history_status");
   }
   ScriptArgs args({delivery_id, status, detail, std::to_string(now_ms), "", once_field, history_status});
-  auto leaves = args.evidence(evidence);
-  if (!leaves.ok()) return leaves.error();
-  args.set(4, std::move(leaves.value()));
+  if (auto written = args.set_evidence(4, evidence); !written.ok()) return written.error();
   auto r = pool_.eval(s, {}, args.argv());
   if (!r.ok()) return r.error();
   if (r->str == "not_found") return Error::permanent("not_found", "no delivery " + delivery_id);
@@ -790,9 +788,7 @@ Status DeliveryStore::append_evidence(const std::vector<EvidenceLeaf>& leaves) {
   // Appended with one script call so the leaf and its hash share an index.
   static const LuaScript s(std::string(kLuaCallAll) + kLuaRank + "append_evidence(cjson.decode(ARGV[1])) return 1");
   ScriptArgs args({""});
-  auto list = args.evidence(leaves);
-  if (!list.ok()) return list.error();
-  args.set(0, std::move(list.value()));
+  if (auto written = args.set_evidence(0, leaves); !written.ok()) return written.error();
   auto r = pool_.eval(s, {}, args.argv());
   if (!r.ok()) return r.error();
   return ok_status();
