@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -82,14 +84,25 @@ void parallel_for(std::size_t n, std::size_t max_threads, const std::function<vo
     return;
   }
   std::atomic<std::size_t> next{0};
+  std::mutex failed_mu;
+  std::exception_ptr failed;
   auto worker = [&] {
-    for (std::size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) fn(i);
+    try {
+      for (std::size_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) fn(i);
+    } catch (...) {
+      next.store(n);  // no new items; those already started finish
+      const std::lock_guard lock(failed_mu);
+      if (!failed) failed = std::current_exception();
+    }
   };
-  const std::size_t extra = std::min(n, max_threads) - 1;
-  std::vector<std::jthread> threads;
-  threads.reserve(extra);
-  for (std::size_t t = 0; t < extra; ++t) threads.emplace_back(worker);
-  worker();
-}  // jthreads join here
+  {
+    const std::size_t extra = std::min(n, max_threads) - 1;
+    std::vector<std::jthread> threads;
+    threads.reserve(extra);
+    for (std::size_t t = 0; t < extra; ++t) threads.emplace_back(worker);
+    worker();
+  }  // jthreads join here
+  if (failed) std::rethrow_exception(failed);
+}
 
 }  // namespace songda

@@ -4,7 +4,8 @@
 // parallel on the calling thread plus helpers.
 //
 // Ownership: plain functions over values. Thread-safety: all thread-safe;
-// parallel_for joins every thread it starts before it returns.
+// parallel_for joins every thread it starts before it returns; if fn throws, no further items start and the first
+// exception is rethrown to the caller once all have joined (a worker thread must not end the process).
 #pragma once
 
 #include <cstddef>

@@ -15,6 +15,7 @@
 #include "channels/wechat/wechat_channel.h"
 #include "gateway/app/metrics.h"
 #include "gateway/broadcast/service.h"
+#include "gateway/core/contain.h"
 #include "gateway/core/crypto.h"
 #include "gateway/core/link.h"
 #include "gateway/core/text.h"
@@ -225,6 +226,9 @@ std::string App::metrics_text() {
                    [this] { return static_cast<double>(timers_->released()); }},
       MetricSource{"songda_fallbacks_cancelled_total", "Fallback deliveries not needed", true,
                    [this] { return static_cast<double>(timers_->cancelled()); }},
+      MetricSource{"songda_internal_errors_total",
+                   "Unexpected exceptions contained (a bug: the log has each one; the loop or message went on)", true,
+                   [] { return static_cast<double>(internal_errors()); }},
       MetricSource{"songda_redis_round_trips_total", "Redis round trips made by this process", true,
                    [] { return static_cast<double>(redis_round_trips()); }},
       counter("songda_broadcast_pages_total", "Broadcast fan-out pages recorded by this process",
@@ -259,7 +263,7 @@ void App::start() {
   threads_.emplace_back([this] { broadcasts_->fanout().run(stop_); });
   threads_.emplace_back([this] {
     while (!stop_.load()) {
-      if (auto n = receipts_->retry_parked(now_unix_ms()); !n.ok()) {
+      if (auto n = contain("retry", [&] { return receipts_->retry_parked(now_unix_ms()); }); !n.ok()) {
         spdlog::warn("receipts: parked receipts not retried: {} ({})", n.error().message, n.error().code);
       }
       for (int i = 0; i < 10 && !stop_.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -269,7 +273,11 @@ void App::start() {
   if (sms_ != nullptr) {
     threads_.emplace_back([this] {
       while (!stop_.load()) {
-        check_receipt_silence(now_unix_ms());
+        auto checked = contain("receipt silence check", [&] {
+          check_receipt_silence(now_unix_ms());
+          return ok_status();
+        });
+        if (!checked.ok()) spdlog::error("{} ({})", checked.error().message, checked.error().code);
         for (int i = 0; i < 50 && !stop_.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
     });

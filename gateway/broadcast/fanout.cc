@@ -6,6 +6,7 @@
 #include <chrono>
 #include <thread>
 
+#include "gateway/core/contain.h"
 #include "gateway/core/crypto.h"
 #include "gateway/core/text.h"
 
@@ -218,7 +219,7 @@ Result<int> Fanout::cancel(const BroadcastRecord& b, std::int64_t now_ms) {
 void Fanout::run(const std::atomic<bool>& stop) {
   int backoff_ms = options_.poll_ms;
   while (!stop.load()) {
-    auto r = run_once(now_unix_ms());
+    auto r = contain("page", [&] { return run_once(now_unix_ms()); });
     if (!r.ok()) {
       spdlog::warn("broadcast fan-out: {} ({}); trying again in {} ms", r.error().message, r.error().code, backoff_ms);
       backoff_ms = std::min(backoff_ms * 2, 5000);

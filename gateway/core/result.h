@@ -7,6 +7,8 @@
 // for a human that ends with a hint where one helps, and whether retrying the
 // same input may succeed. Library errors (librdkafka, hiredis, curl, OpenSSL)
 // are translated into Error once, at the boundary that calls the library.
+// An exception that escapes anyway is contained at the top of each loop and
+// per message (core/contain.h) as Error "internal_error".
 //
 // Thread-safety: plain values; safe to copy between threads.
 #pragma once

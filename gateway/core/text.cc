@@ -132,6 +132,51 @@ std::string mask_address(std::string_view channel, std::string_view address) {
   return std::string(address.substr(0, 4)) + "***";
 }
 
+std::string mask_personal_data(std::string_view text) {
+  const auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  const auto is_alnum = [&](char c) { return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z'); };
+  const auto in_local = [&](char c) { return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-'; };
+  const auto in_domain = [&](char c) { return is_alnum(c) || c == '.' || c == '-'; };
+  // Masks the runs of 7 or more digits in a word that is not an email address.
+  const auto append_word = [&](std::string& out, std::string_view word) {
+    std::size_t k = 0;
+    while (k < word.size()) {
+      std::size_t end = k;
+      while (end < word.size() && is_digit(word[end])) ++end;
+      if (end == k) {
+        out += word[k++];
+        continue;
+      }
+      const std::string_view run = word.substr(k, end - k);
+      out += run.size() >= 7 ? mask_phone(run) : std::string(run);
+      k = end;
+    }
+  };
+  std::string out;
+  out.reserve(text.size());
+  std::size_t i = 0;
+  while (i < text.size()) {
+    if (!in_local(text[i])) {
+      out += text[i++];
+      continue;
+    }
+    std::size_t end = i;
+    while (end < text.size() && in_local(text[end])) ++end;
+    if (end < text.size() && text[end] == '@') {
+      std::size_t dom = end + 1;
+      while (dom < text.size() && in_domain(text[dom])) ++dom;
+      if (text.substr(end + 1, dom - end - 1).find('.') != std::string_view::npos) {
+        out += mask_email(text.substr(i, dom - i));
+        i = dom;
+        continue;
+      }
+    }
+    append_word(out, text.substr(i, end - i));
+    i = end;
+  }
+  return out;
+}
+
 std::string html_escape(std::string_view text) {
   std::string out;
   out.reserve(text.size() + 16);

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <thread>
 
+#include "gateway/core/contain.h"
 #include "gateway/core/text.h"
 #include "gateway/dispatch/quiet_hours.h"
 
@@ -168,7 +169,8 @@ Result<int> Dispatcher::run_once(Channel& channel, std::int64_t now_ms) {
 void Dispatcher::run(Channel& channel, const std::atomic<bool>& stop) {
   int backoff_ms = config_.poll_ms;
   while (!stop.load()) {
-    auto n = run_once(channel, now_unix_ms());
+    // A batch cut off by an exception is left to its lease, as if the process had stopped mid-send.
+    auto n = contain("batch", [&] { return run_once(channel, now_unix_ms()); });
     if (!n.ok()) {
       spdlog::error("dispatch {}: {} ({})", channel.name(), n.error().message, n.error().code);
       std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));

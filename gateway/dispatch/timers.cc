@@ -5,6 +5,7 @@
 #include <chrono>
 #include <thread>
 
+#include "gateway/core/contain.h"
 #include "gateway/core/text.h"
 
 namespace songda {
@@ -38,7 +39,7 @@ Result<int> FallbackTimers::run_once(std::int64_t now_ms) {
 
 void FallbackTimers::run(const std::atomic<bool>& stop, int poll_ms) {
   while (!stop.load()) {
-    auto n = run_once(now_unix_ms());
+    auto n = contain("round", [&] { return run_once(now_unix_ms()); });
     if (!n.ok()) spdlog::error("fallback timers: {} ({})", n.error().message, n.error().code);
     if (!n.ok() || n.value() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
   }

@@ -5,6 +5,7 @@
 
 #include <charconv>
 
+#include "gateway/core/contain.h"
 #include "gateway/core/text.h"
 
 namespace songda {
@@ -73,14 +74,7 @@ ApiServer::ApiServer(const HttpConfig& config, DeliveryStore& store, ApiKeys key
   // Without it, Nagle holds small responses to keep-alive clients for up to 40 ms (measured in bench/).
   server_->set_tcp_nodelay(true);
   server_->set_exception_handler([](const httplib::Request& req, httplib::Response& res, const std::exception_ptr& ep) {
-    std::string what = "unknown";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    spdlog::error("http {} {}: unhandled exception: {}", req.method, req.path, what);
+    spdlog::error("{}", internal_error("http " + req.method + " " + mask_personal_data(req.path), ep).message);
     send_error(res, 500, "internal", "internal error; the operator's log has details");
   });
   add_routes();

@@ -6,6 +6,7 @@
 #include <set>
 #include <thread>
 
+#include "gateway/core/contain.h"
 #include "gateway/core/text.h"
 
 namespace songda {
@@ -46,6 +47,26 @@ void IngestPipeline::set_broadcast_starter(std::function<Status(const CaseEvent&
   broadcast_starter_ = std::move(starter);
 }
 
+Result<EventToRecord> IngestPipeline::to_record_from(const KafkaMessage& m, std::int64_t now_ms) const {
+  auto event = validator_.validate(m.value);
+  if (!event.ok()) return event.error();
+  if (broadcast_starter_) {
+    if (auto s = broadcast_starter_(event.value(), now_ms); !s.ok()) return s.error();
+  }
+  auto plan = plan_event(event.value(), config_, plan_options_);
+  if (!plan.ok()) return plan.error();
+  EventToRecord rec;
+  rec.event_id = event->event_id;
+  rec.digest = event->digest;
+  rec.court_id = event->court_id;
+  rec.case_number = event->case_number;
+  if (accepted_evidence_) rec.evidence = accepted_evidence_(event.value(), plan.value(), now_ms);
+  rec.deliveries = std::move(plan->deliveries);
+  rec.due_ms.reserve(rec.deliveries.size());
+  for (const auto& d : rec.deliveries) rec.due_ms.push_back(due_policy_ ? due_policy_(d, now_ms) : now_ms);
+  return rec;
+}
+
 Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int64_t now_ms) {
   std::vector<EventToRecord> to_record;
   std::vector<const KafkaMessage*> recorded_from;
@@ -62,33 +83,20 @@ Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int6
   };
 
   for (const auto& m : batch) {
-    auto event = validator_.validate(m.value);
-    if (!event.ok()) {
-      reject(m, event.error());
-      continue;
-    }
-    if (broadcast_starter_) {
-      if (auto s = broadcast_starter_(event.value(), now_ms); !s.ok()) {
-        if (s.error().retryable) return s.error();
-        reject(m, s.error());
+    // A message that makes Songda throw (a bug) goes to the DLQ with the reason, so the ones after it are not held
+    // up behind it, and can be published again once the bug is fixed.
+    auto rec = contain("ingest", [&] { return to_record_from(m, now_ms); });
+    if (!rec.ok()) {
+      if (rec.error().code == "internal_error") {
+        spdlog::error("{}: topic={} partition={} offset={}", rec.error().message, m.topic, m.partition, m.offset);
+        reject(m, Error::permanent("internal_error", rec.error().message));
         continue;
       }
-    }
-    auto plan = plan_event(event.value(), config_, plan_options_);
-    if (!plan.ok()) {
-      reject(m, plan.error());
+      if (rec.error().retryable) return rec.error();
+      reject(m, rec.error());
       continue;
     }
-    EventToRecord rec;
-    rec.event_id = event->event_id;
-    rec.digest = event->digest;
-    rec.court_id = event->court_id;
-    rec.case_number = event->case_number;
-    if (accepted_evidence_) rec.evidence = accepted_evidence_(event.value(), plan.value(), now_ms);
-    rec.deliveries = std::move(plan->deliveries);
-    rec.due_ms.reserve(rec.deliveries.size());
-    for (const auto& d : rec.deliveries) rec.due_ms.push_back(due_policy_ ? due_policy_(d, now_ms) : now_ms);
-    to_record.push_back(std::move(rec));
+    to_record.push_back(std::move(rec.value()));
     recorded_from.push_back(&m);
   }
 
@@ -152,7 +160,7 @@ void run_ingest_loop(KafkaConsumer& consumer, IngestPipeline& pipeline, const Ka
     if (batch.empty()) continue;
     int backoff_ms = 100;
     while (true) {
-      auto s = pipeline.process(batch, now_unix_ms());
+      auto s = contain("batch", [&] { return pipeline.process(batch, now_unix_ms()); });
       if (s.ok()) break;
       spdlog::error("ingest batch of {} failed ({}: {}); retrying in {} ms", batch.size(), s.error().code,
                     s.error().message, backoff_ms);

@@ -76,9 +76,14 @@ class IngestPipeline {
   // for them rather than at its next poll).
   void set_on_queued(std::function<void(const std::string& channel)> on_queued) { on_queued_ = std::move(on_queued); }
 
+  // Validates, plans and records a batch in one round trip; refused messages go to the DLQ with their reason,
+  // including one that made Songda throw (code internal_error). A retryable error fails the whole batch.
   Status process(const std::vector<KafkaMessage>& batch, std::int64_t now_ms);
 
  private:
+  // One message: validated, its broadcast started, planned, with its evidence and due times (no recording).
+  Result<EventToRecord> to_record_from(const KafkaMessage& m, std::int64_t now_ms) const;
+
   const Config& config_;
   const EventValidator& validator_;
   DeliveryStore& store_;

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <chrono>
 
+#include "gateway/core/contain.h"
 #include "gateway/core/crypto.h"
 #include "gateway/core/text.h"
 #include "gateway/ledger/redis_log.h"
@@ -275,7 +276,7 @@ void Checkpointer::start() {
     std::unique_lock lock(run_mu_);
     while (!stopping_) {
       lock.unlock();
-      if (auto t = tick(); !t) {
+      if (auto t = contain("round", [this] { return tick(); }); !t) {
         spdlog::warn("evidence log: checkpoint round failed ({}: {})", t.error().code, t.error().message);
       }
       lock.lock();
@@ -287,7 +288,11 @@ void Checkpointer::start() {
     while (!stopping_) {
       signed_since_publish_ = false;
       lock.unlock();
-      (void)publish_pending();  // failures are counted and logged inside; retried next round
+      // Failures are counted and logged inside; retried next round.
+      if (auto p = contain("publishing", [this] { return publish_pending(); });
+          !p.ok() && p.error().code == "internal_error") {
+        spdlog::error("evidence log: {}", p.error().message);
+      }
       lock.lock();
       run_cv_.wait_for(lock, std::chrono::milliseconds(config_.interval_ms),
                        [this] { return stopping_ || signed_since_publish_; });

@@ -645,6 +645,7 @@ TEST_F(BinaryE2eTest, KillNineMidRunLosesNothingAndDuplicatesNothing) {
               e2e::metric_value(m, "songda_ingest_events_accepted_total").value_or(-1),
               e2e::metric_value(m, "songda_ingest_events_duplicate_total").value_or(-1));
   EXPECT_EQ(e2e::metric_value(m, "songda_ingest_events_rejected_total").value_or(-1), 0);
+  EXPECT_EQ(e2e::metric_value(m, "songda_internal_errors_total").value_or(-1), 0) << "an exception was contained";
   print_sim_stats(in, x);
 
   ASSERT_EQ(terminate(second), 0) << "exit code after SIGTERM (-1: still running after 30 s)";
@@ -905,6 +906,7 @@ TEST_F(BinaryE2eTest, EndToEndOverHttp) {
         << m;
   }
   EXPECT_EQ(e2e::metric_value(m, "songda_queue_inapp_length"), 0.0) << m;
+  EXPECT_EQ(e2e::metric_value(m, "songda_internal_errors_total"), 0.0) << m;
   EXPECT_NE(m.find("# TYPE songda_ingest_events_accepted_total counter"), std::string::npos) << m;
 
   ASSERT_EQ(terminate(child), 0) << "exit code after SIGTERM (-1: still running after 30 s)";

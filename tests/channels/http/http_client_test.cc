@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -199,6 +200,25 @@ TEST(ChannelSupport, ParallelForRunsEveryIndexOnce) {
   std::vector<std::size_t> order;
   parallel_for(5, 1, [&](std::size_t i) { order.push_back(i); });
   EXPECT_EQ(order, (std::vector<std::size_t>{0, 1, 2, 3, 4}));
+}
+
+// An exception on a worker thread used to reach std::terminate; now the caller gets it, after every thread joined.
+TEST(ChannelSupport, ParallelForHandsAWorkersExceptionToTheCaller) {
+  std::atomic<int> finished{0};
+  try {
+    parallel_for(64, 4, [&](std::size_t i) {
+      if (i == 5) throw std::out_of_range("item 5");
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      ++finished;
+    });
+    FAIL() << "expected the worker's exception";
+  } catch (const std::out_of_range& e) {
+    EXPECT_STREQ(e.what(), "item 5");
+  }
+  const int at_return = finished.load();
+  EXPECT_LT(at_return, 63) << "items kept starting after the failure";
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(finished.load(), at_return) << "a worker was still running after parallel_for returned";
 }
 
 }  // namespace

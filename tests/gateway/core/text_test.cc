@@ -144,6 +144,25 @@ TEST(MaskAddress, ChoosesTheMaskByChannel) {
   EXPECT_EQ(mask_address("inapp", "u1"), "***");
 }
 
+// Log lines quoting a library's message (what() of a parse error may carry the input) hide the personal data.
+TEST(MaskPersonalData, HidesPhoneNumbersAndEmailAddressesInFreeText) {
+  EXPECT_EQ(mask_personal_data(
+                "syntax error while parsing value - invalid literal; last read: '{\"mobile\":+8613812345678x'"),
+            "syntax error while parsing value - invalid literal; last read: '{\"mobile\":+86138****5678x'");
+  EXPECT_EQ(mask_personal_data("550 <zhang.san@court.cn>: mailbox unavailable"),
+            "550 <z***@court.cn>: mailbox unavailable");
+  EXPECT_EQ(mask_personal_data("tel13812345678,mail a@b.cn."), "tel138****5678,mail a***@b.cn.");
+  EXPECT_EQ(mask_personal_data("1234567"), "*******");
+}
+
+TEST(MaskPersonalData, KeepsShortNumbersAndTextWithoutAddresses) {
+  EXPECT_EQ(mask_personal_data("type_error.316 at byte 123456 of 2026-11-28"),
+            "type_error.316 at byte 123456 of 2026-11-28");
+  EXPECT_EQ(mask_personal_data("user@localhost and @court.cn"), "user@localhost and @court.cn");
+  EXPECT_EQ(mask_personal_data("豫14民初123号 张三"), "豫14民初123号 张三");
+  EXPECT_EQ(mask_personal_data(""), "");
+}
+
 TEST(Rfc3339Utc, FormatsKnownInstants) {
   EXPECT_EQ(rfc3339_utc(0), "1970-01-01T00:00:00.000Z");
   EXPECT_EQ(rfc3339_utc(1795827600123), "2026-11-28T01:00:00.123Z");  // 09:00:00.123 in Beijing

@@ -33,6 +33,7 @@
 #include "gateway/ledger/redis_log.h"
 #include "gateway/ledger/verify_cli.h"
 #include "tests/gateway/evidence/support.h"
+#include "tests/support/events.h"
 #include "tests/support/kafka_util.h"
 
 namespace songda::ledger {
@@ -461,20 +462,8 @@ class NoDlq final : public DeadLetterSink {
 };
 
 Json summons_event(const std::string& id) {
-  return {{"schema", "songda.case-event/v1"},
-          {"event_id", id},
-          {"type", "summons.issued"},
-          {"occurred_at", "2026-11-28T09:00:00+08:00"},
-          {"court", {{"id", kCourt}, {"name", "商丘市中级人民法院"}}},
-          {"case", {{"number", "(2026)豫14民初123号"}, {"title", "张三诉李四"}}},
-          {"document", {{"id", "DOC-1"}, {"title", "传票"}, {"sha256", sha256_hex("the summons")}}},
-          {"recipients",
-           {{{"id", "P-001"},
-             {"role", "party"},
-             {"name", "张三"},
-             {"contacts", {{"mobile", "+8613812345678"}, {"wechat_openid", "oWeChat0001"}, {"app_user", "zhangsan"}}},
-             {"consent", {{"basis", "confirmed"}, {"scope", {"summons.issued"}}, {"ref", "CONSENT-1"}}}}}},
-          {"params", {{"hearing_time", "2026-12-10 09:30"}, {"courtroom", "第三法庭"}}}};
+  return testing::summons_event(
+      id, {{"mobile", "+8613812345678"}, {"wechat_openid", "oWeChat0001"}, {"app_user", "zhangsan"}});
 }
 
 class Pipeline : public LedgerRedis {

@@ -1,0 +1,178 @@
+// An exception where none was expected (a bug) is contained, on a real redis-server: the loop it happened in goes
+// on, what it was doing is resumed or refused with the reason, and nothing is lost or sent twice.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include "channels/channel.h"
+#include "gateway/config/config.h"
+#include "gateway/core/contain.h"
+#include "gateway/core/text.h"
+#include "gateway/dispatch/dispatcher.h"
+#include "gateway/ingest/ingest.h"
+#include "gateway/ingest/validator.h"
+#include "gateway/store/store.h"
+#include "tests/support/events.h"
+#include "tests/support/kafka_util.h"
+#include "tests/support/service_config.h"
+
+namespace songda {
+namespace {
+
+using Json = nlohmann::json;
+
+// Throws from its first send, as a channel with a bug would; accepts every send after it.
+class ThrowsOnceChannel final : public Channel {
+ public:
+  [[nodiscard]] std::string_view name() const override { return "wechat"; }
+  std::vector<SendOutcome> send(std::span<const Delivery> batch) override {
+    if (calls.fetch_add(1) == 0) throw std::logic_error("channel bug on its first batch");
+    std::vector<SendOutcome> out;
+    for (const auto& d : batch) {
+      {
+        const std::lock_guard lock(mu);
+        ++sends[d.id];
+      }
+      SendOutcome o;
+      o.kind = SendOutcome::Kind::kAccepted;
+      o.provider = "wechat";
+      o.provider_message_id = "msg-" + d.id.substr(3, 8);
+      out.push_back(o);
+    }
+    return out;
+  }
+  std::atomic<int> calls{0};
+  std::mutex mu;
+  std::map<std::string, int> sends;
+};
+
+class KeptDlq final : public DeadLetterSink {
+ public:
+  Status send(const std::vector<OutgoingMessage>& m) override {
+    sent.insert(sent.end(), m.begin(), m.end());
+    return ok_status();
+  }
+  std::vector<OutgoingMessage> sent;
+};
+
+std::string header(const OutgoingMessage& m, const std::string& name) {
+  for (const auto& [k, v] : m.headers) {
+    if (k == name) return v;
+  }
+  return "";
+}
+
+Json summons(const std::string& id) { return testing::summons_event(id, {{"wechat_openid", "oWeChat0001"}}); }
+
+class ContainTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto ep = parse_redis_url(testing::redis_url_with_db(testing::require_env("SONGDA_TEST_REDIS_URL"), 9));
+    ASSERT_TRUE(ep.ok());
+    pool_ = std::make_unique<RedisPool>(ep.value(), 4, 2000);
+    ASSERT_TRUE(pool_->command({"FLUSHDB"}).ok());
+    store_ = std::make_unique<DeliveryStore>(*pool_);
+    auto loaded = load_config_file(std::string(SONGDA_SOURCE_DIR) + "/config/gateway.yaml");
+    ASSERT_TRUE(loaded.config.has_value());
+    config_ = *loaded.config;
+    validator_ = std::make_unique<EventValidator>(EventValidator::default_schema_path(), 1 << 20);
+    ingest_ = std::make_unique<IngestPipeline>(config_, *validator_, *store_, dlq_, PlanOptions{}, ingest_counters_);
+  }
+
+  KafkaMessage message(const std::string& event_id) {
+    return {"court.case-events", 0, offset_++, event_id, summons(event_id).dump(), {}};
+  }
+
+  std::string status(const std::string& id) {
+    auto v = store_->get_delivery(id);
+    return v.ok() && v.value() ? v.value()->status : "(none)";
+  }
+
+  std::unique_ptr<RedisPool> pool_;
+  std::unique_ptr<DeliveryStore> store_;
+  Config config_;
+  std::unique_ptr<EventValidator> validator_;
+  KeptDlq dlq_;
+  IngestCounters ingest_counters_;
+  std::unique_ptr<IngestPipeline> ingest_;
+  std::int64_t offset_ = 0;
+};
+
+// Before, the exception ended the process (std::terminate on the dispatch thread); after a restart the same batch
+// was claimed again. Now the loop goes on, and the batch cut off mid-send is resumed by its lease like one whose
+// process died: asked about (in doubt), then sent once.
+TEST_F(ContainTest, ADispatchLoopOutlivesAChannelThatThrowsAndItsBatchIsSentOnce) {
+  ASSERT_TRUE(ingest_->process({message("EVT-C-1"), message("EVT-C-2")}, now_unix_ms()).ok());
+  const std::string first = delivery_id("EVT-C-1", "P-001", "wechat");
+  const std::string second = delivery_id("EVT-C-2", "P-001", "wechat");
+  ASSERT_EQ(status(first), "ACCEPTED");
+
+  DispatchConfig fast = config_.dispatch;
+  fast.lease_ms = 300;
+  fast.in_doubt_wait_ms = 100;
+  fast.poll_ms = 20;
+  DispatchCounters counters;
+  Dispatcher dispatcher(*store_, fast, RetryPolicy{}, counters);
+  ThrowsOnceChannel wechat;
+  const auto errors_before = internal_errors();
+  std::atomic<bool> stop{false};
+  std::thread loop([&] { dispatcher.run(wechat, stop); });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline && (status(first) != "SENT" || status(second) != "SENT")) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  // A third event after the failure: the same loop sends it.
+  ASSERT_TRUE(ingest_->process({message("EVT-C-3")}, now_unix_ms()).ok());
+  const std::string third = delivery_id("EVT-C-3", "P-001", "wechat");
+  while (std::chrono::steady_clock::now() < deadline && status(third) != "SENT") {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  stop = true;
+  dispatcher.wake("wechat");
+  loop.join();
+
+  EXPECT_EQ(status(first), "SENT");
+  EXPECT_EQ(status(second), "SENT");
+  EXPECT_EQ(status(third), "SENT");
+  EXPECT_EQ(internal_errors(), errors_before + 1);
+  EXPECT_EQ(counters.in_doubt_asked.load(), 2u) << "the cut-off batch was not treated as in doubt";
+  const std::lock_guard lock(wechat.mu);
+  EXPECT_EQ(wechat.sends, (std::map<std::string, int>{{first, 1}, {second, 1}, {third, 1}}));
+}
+
+// A message that makes Songda throw goes to the DLQ with the reason; the messages around it are recorded in the
+// same batch. Before, the exception ended the process, and after a restart the same message ended it again.
+TEST_F(ContainTest, AnEventThatMakesIngestThrowGoesToTheDlqAndTheRestAreRecorded) {
+  ingest_->set_due_policy([](const Delivery& d, std::int64_t now_ms) -> std::int64_t {
+    if (d.event_id == "EVT-BOOM") throw std::out_of_range("due policy bug");
+    return now_ms;
+  });
+  const auto errors_before = internal_errors();
+  auto s = ingest_->process({message("EVT-OK-1"), message("EVT-BOOM"), message("EVT-OK-2")}, now_unix_ms());
+  ASSERT_TRUE(s.ok()) << s.error().message;
+
+  ASSERT_EQ(dlq_.sent.size(), 1u);
+  const OutgoingMessage& dead = dlq_.sent.front();
+  EXPECT_EQ(dead.key, "EVT-BOOM");
+  EXPECT_EQ(dead.value, summons("EVT-BOOM").dump()) << "the DLQ keeps the message as it came";
+  EXPECT_EQ(header(dead, "songda.error.code"), "internal_error");
+  EXPECT_EQ(header(dead, "songda.error.message"),
+            "ingest: unexpected std::out_of_range: due policy bug. Hint: this is a bug in Songda; report it with "
+            "this message");
+  EXPECT_EQ(header(dead, "songda.source.offset"), "1");
+  EXPECT_EQ(internal_errors(), errors_before + 1);
+
+  EXPECT_EQ(status(delivery_id("EVT-OK-1", "P-001", "wechat")), "ACCEPTED");
+  EXPECT_EQ(status(delivery_id("EVT-OK-2", "P-001", "wechat")), "ACCEPTED");
+  EXPECT_EQ(status(delivery_id("EVT-BOOM", "P-001", "wechat")), "(none)");
+  EXPECT_EQ(ingest_counters_.accepted.load(), 2u);
+  EXPECT_EQ(ingest_counters_.rejected.load(), 1u);
+}
+
+}  // namespace
+}  // namespace songda
