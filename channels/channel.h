@@ -7,7 +7,9 @@
 // own idempotency key (Aliyun OutId, Tencent SessionContext, WeChat
 // client_msg_id, email Message-ID), so a resumed send after a crash is
 // recognised by the provider. send() must not throw; library and HTTP errors
-// become outcomes. Implementations are thread-safe unless their header says so.
+// become outcomes (one that throws anyway is contained by dispatch: its batch is
+// left in doubt, see Dispatcher::run_once). Implementations are thread-safe
+// unless their header says so.
 #pragma once
 
 #include <cstdint>

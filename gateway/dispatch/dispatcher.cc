@@ -12,6 +12,11 @@
 
 namespace songda {
 
+namespace {
+// Deliveries remembered as having been in a batch whose send threw (each ~100 bytes).
+constexpr std::size_t kMaxSuspects = 10'000;
+}  // namespace
+
 std::int64_t RetryPolicy::delay_ms(int attempts, std::mt19937_64& rng) const {
   std::int64_t cap = base_ms;
   for (int i = 1; i < attempts && cap < max_ms; ++i) cap *= 2;
@@ -75,6 +80,63 @@ Completion Dispatcher::completion_for(const std::string& channel, const Delivery
   return c;
 }
 
+bool Dispatcher::suspected(const std::string& id) {
+  const std::lock_guard lock(suspects_mu_);
+  return suspects_.contains(id);
+}
+
+void Dispatcher::send_group(Channel& channel, std::span<const ClaimedDelivery> group,
+                            std::vector<Completion>& completions) {
+  if (group.empty()) return;
+  const std::string ch(channel.name());
+  std::vector<Delivery> batch;
+  batch.reserve(group.size());
+  for (const auto& c : group) batch.push_back(c.delivery);
+  std::vector<SendOutcome> outcomes;
+  try {
+    outcomes = channel.send(batch);
+  } catch (...) {
+    // The provider may have any of them: each is left in doubt, and sent on its own once asked about.
+    const Error e = internal_error("sending", std::current_exception());
+    spdlog::error("dispatch {}: {} ({} deliveries left in doubt)", ch, e.message, batch.size());
+    const std::int64_t ask_at = now_unix_ms() + config_.in_doubt_wait_ms;
+    {
+      const std::lock_guard lock(suspects_mu_);
+      if (suspects_.size() > kMaxSuspects) suspects_.clear();  // forgetting only costs batching them again
+      for (const auto& c : group) suspects_.insert(c.delivery.id);
+    }
+    for (const auto& c : group) {
+      Completion w;
+      w.id = c.delivery.id;
+      w.channel = ch;
+      w.retry_at_ms = ask_at;
+      w.still_in_doubt = true;
+      w.detail = "attempt " + std::to_string(c.attempts) +
+                 " cut off by an internal error; asking the provider before sending again: " + e.message;
+      completions.push_back(std::move(w));
+    }
+    return;
+  }
+  {
+    const std::lock_guard lock(suspects_mu_);
+    if (!suspects_.empty()) {
+      for (const auto& c : group) suspects_.erase(c.delivery.id);
+    }
+  }
+  const std::int64_t done_ms = now_unix_ms();
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const SendOutcome o =
+        i < outcomes.size() ? outcomes[i] : SendOutcome{SendOutcome::Kind::kRetryable,
+                                                        "",
+                                                        "",
+                                                        "no_outcome",
+                                                        "channel returned fewer outcomes than deliveries",
+                                                        "",
+                                                        0};
+    completions.push_back(completion_for(ch, batch[i], o, group[i].attempts, done_ms));
+  }
+}
+
 Result<int> Dispatcher::run_once(Channel& channel, std::int64_t now_ms) {
   const std::string ch(channel.name());
   const auto rate = rates_.find(ch);
@@ -85,6 +147,7 @@ Result<int> Dispatcher::run_once(Channel& channel, std::int64_t now_ms) {
 
   std::vector<Completion> completions;
   std::vector<ClaimedDelivery> sendable;
+  std::vector<ClaimedDelivery> alone;  // each sent on its own: it was in a batch whose send threw
   for (auto& c : claimed.value()) {
     // A delivery whose lease ran out more often than it may be attempted (its outcome could not be recorded,
     // or instances kept dying mid-send) is not sent again: each resend could be a real second SMS.
@@ -93,7 +156,8 @@ Result<int> Dispatcher::run_once(Channel& channel, std::int64_t now_ms) {
       g.id = c.delivery.id;
       g.channel = ch;
       g.status = "FAILED";
-      g.detail = "attempts exhausted (" + std::to_string(c.attempts) + "): outcomes could not be recorded";
+      g.detail = "attempts exhausted (" + std::to_string(c.attempts) +
+                 "): outcomes could not be recorded (the process stopped, or an internal error cut the attempt off)";
       completions.push_back(std::move(g));
       counters_.failed.fetch_add(1);
       continue;
@@ -111,19 +175,29 @@ Result<int> Dispatcher::run_once(Channel& channel, std::int64_t now_ms) {
       w.channel = ch;
       w.retry_at_ms = ask_at;
       w.still_in_doubt = true;
-      w.detail = "the attempt begun at " + std::to_string(c.in_doubt_since_ms) +
-                 " ms has no recorded outcome (the process stopped); asking the provider before sending again";
+      w.detail =
+          "the attempt begun at " + std::to_string(c.in_doubt_since_ms) +
+          " ms has no recorded outcome (the process stopped, or an internal error cut it off); asking the provider "
+          "before sending again";
       completions.push_back(std::move(w));
       continue;
     }
     const Delivery one[] = {c.delivery};
-    const auto prior = channel.find_prior_sends(one, c.in_doubt_since_ms);
-    const PriorSend p = prior.empty() ? PriorSend{} : prior.front();
+    PriorSend p;
+    try {
+      const auto prior = channel.find_prior_sends(one, c.in_doubt_since_ms);
+      if (!prior.empty()) p = prior.front();
+    } catch (...) {
+      p.kind = PriorSend::Kind::kUnknown;
+      p.outcome.code = "internal_error";
+      p.outcome.message = internal_error("asking the provider", std::current_exception()).message;
+      spdlog::error("dispatch {}: {}", ch, p.outcome.message);
+    }
     counters_.in_doubt_asked.fetch_add(1);
     if (p.kind == PriorSend::Kind::kSent) counters_.in_doubt_found.fetch_add(1);
     switch (p.kind) {
       case PriorSend::Kind::kNotSent:
-        sendable.push_back(std::move(c));
+        (suspected(c.delivery.id) ? alone : sendable).push_back(std::move(c));
         break;
       case PriorSend::Kind::kSent:
         completions.push_back(completion_for(ch, c.delivery, p.outcome, c.attempts, now_unix_ms()));
@@ -143,24 +217,8 @@ Result<int> Dispatcher::run_once(Channel& channel, std::int64_t now_ms) {
     }
   }
 
-  if (!sendable.empty()) {
-    std::vector<Delivery> batch;
-    batch.reserve(sendable.size());
-    for (auto& c : sendable) batch.push_back(c.delivery);
-    const auto outcomes = channel.send(batch);
-    const std::int64_t done_ms = now_unix_ms();
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      const SendOutcome o =
-          i < outcomes.size() ? outcomes[i] : SendOutcome{SendOutcome::Kind::kRetryable,
-                                                          "",
-                                                          "",
-                                                          "no_outcome",
-                                                          "channel returned fewer outcomes than deliveries",
-                                                          "",
-                                                          0};
-      completions.push_back(completion_for(ch, batch[i], o, sendable[i].attempts, done_ms));
-    }
-  }
+  send_group(channel, sendable, completions);
+  for (const auto& c : alone) send_group(channel, std::span(&c, 1), completions);
   // If this fails the lease runs out, and the next claim finds the attempts in doubt.
   if (auto s = store_.complete_batch(completions, now_unix_ms()); !s.ok()) return s.error();
   return handled;

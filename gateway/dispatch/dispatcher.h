@@ -21,6 +21,7 @@
 #include <mutex>
 #include <random>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,9 @@ class Dispatcher {
   void set_receipt_key(std::function<std::string(const SendOutcome&)> fn) { receipt_key_ = std::move(fn); }
 
   // One claim -> send -> complete cycle. Returns how many deliveries it handled.
+  // A send() that throws (a bug: channels must not) leaves each delivery of its batch in doubt, asked about
+  // after in_doubt_wait_ms; those the provider does not have are then sent each on its own, so a delivery that
+  // makes the channel throw holds up only itself (until its attempts run out) and not the batch it came with.
   Result<int> run_once(Channel& channel, std::int64_t now_ms);
 
   // Loops run_once for the channel until stop; when idle, waits poll_ms or until wake(channel).
@@ -77,6 +81,9 @@ class Dispatcher {
  private:
   Completion completion_for(const std::string& channel, const Delivery& d, const SendOutcome& o, int attempts,
                             std::int64_t done_ms);
+  // channel.send(group) and a completion for each; see run_once for a send that throws.
+  void send_group(Channel& channel, std::span<const ClaimedDelivery> group, std::vector<Completion>& completions);
+  [[nodiscard]] bool suspected(const std::string& id);
   DeliveryStore& store_;
   DispatchConfig config_;
   RetryPolicy retry_;
@@ -88,6 +95,8 @@ class Dispatcher {
   std::mutex wake_mu_;
   std::condition_variable wake_cv_;
   std::set<std::string> woken_;  // under wake_mu_: channels with new deliveries since their loop last looked
+  std::mutex suspects_mu_;
+  std::set<std::string> suspects_;  // under suspects_mu_: in a batch whose send threw, not sent since (bounded)
 };
 
 }  // namespace songda

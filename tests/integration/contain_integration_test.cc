@@ -26,12 +26,17 @@ namespace {
 
 using Json = nlohmann::json;
 
-// Throws from its first send, as a channel with a bug would; accepts every send after it.
-class ThrowsOnceChannel final : public Channel {
+// A channel with a bug: its first send throws (poison empty), or every send whose batch holds `poison` does.
+class ThrowingChannel final : public Channel {
  public:
+  explicit ThrowingChannel(std::string poison = "") : poison_(std::move(poison)) {}
   [[nodiscard]] std::string_view name() const override { return "wechat"; }
   std::vector<SendOutcome> send(std::span<const Delivery> batch) override {
-    if (calls.fetch_add(1) == 0) throw std::logic_error("channel bug on its first batch");
+    const bool first = calls.fetch_add(1) == 0;
+    if (poison_.empty() && first) throw std::logic_error("channel bug on its first batch");
+    for (const auto& d : batch) {
+      if (d.id == poison_) throw std::invalid_argument("channel bug on one delivery");
+    }
     std::vector<SendOutcome> out;
     for (const auto& d : batch) {
       {
@@ -49,6 +54,9 @@ class ThrowsOnceChannel final : public Channel {
   std::atomic<int> calls{0};
   std::mutex mu;
   std::map<std::string, int> sends;
+
+ private:
+  std::string poison_;
 };
 
 class KeptDlq final : public DeadLetterSink {
@@ -104,8 +112,8 @@ class ContainTest : public ::testing::Test {
 };
 
 // Before, the exception ended the process (std::terminate on the dispatch thread); after a restart the same batch
-// was claimed again. Now the loop goes on, and the batch cut off mid-send is resumed by its lease like one whose
-// process died: asked about (in doubt), then sent once.
+// was claimed again. Now the loop goes on, and the batch cut off mid-send is in doubt like one whose process died:
+// asked about, then sent once.
 TEST_F(ContainTest, ADispatchLoopOutlivesAChannelThatThrowsAndItsBatchIsSentOnce) {
   ASSERT_TRUE(ingest_->process({message("EVT-C-1"), message("EVT-C-2")}, now_unix_ms()).ok());
   const std::string first = delivery_id("EVT-C-1", "P-001", "wechat");
@@ -118,7 +126,7 @@ TEST_F(ContainTest, ADispatchLoopOutlivesAChannelThatThrowsAndItsBatchIsSentOnce
   fast.poll_ms = 20;
   DispatchCounters counters;
   Dispatcher dispatcher(*store_, fast, RetryPolicy{}, counters);
-  ThrowsOnceChannel wechat;
+  ThrowingChannel wechat;
   const auto errors_before = internal_errors();
   std::atomic<bool> stop{false};
   std::thread loop([&] { dispatcher.run(wechat, stop); });
@@ -143,6 +151,67 @@ TEST_F(ContainTest, ADispatchLoopOutlivesAChannelThatThrowsAndItsBatchIsSentOnce
   EXPECT_EQ(counters.in_doubt_asked.load(), 2u) << "the cut-off batch was not treated as in doubt";
   const std::lock_guard lock(wechat.mu);
   EXPECT_EQ(wechat.sends, (std::map<std::string, int>{{first, 1}, {second, 1}, {third, 1}}));
+}
+
+// One delivery that makes the channel throw every time does not take the deliveries claimed with it down: after the
+// first throw they are sent each on its own, and only it fails, once its attempts run out. It is never sent.
+TEST_F(ContainTest, ADeliveryThatAlwaysMakesTheChannelThrowFailsAloneAndTheOthersAreSentOnce) {
+  std::vector<KafkaMessage> batch;
+  for (int i = 1; i <= 5; ++i) batch.push_back(message("EVT-P-" + std::to_string(i)));
+  ASSERT_TRUE(ingest_->process(batch, now_unix_ms()).ok());
+  const std::string poison = delivery_id("EVT-P-3", "P-001", "wechat");
+
+  DispatchConfig fast = config_.dispatch;
+  fast.lease_ms = 2000;
+  fast.in_doubt_wait_ms = 50;
+  fast.poll_ms = 20;
+  RetryPolicy retry;
+  retry.max_attempts = 3;
+  DispatchCounters counters;
+  Dispatcher dispatcher(*store_, fast, retry, counters);
+  ThrowingChannel wechat(poison);
+  const auto errors_before = internal_errors();
+  std::atomic<bool> stop{false};
+  std::thread loop([&] { dispatcher.run(wechat, stop); });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  const auto settled = [&] {
+    for (int i = 1; i <= 5; ++i) {
+      const std::string id = delivery_id("EVT-P-" + std::to_string(i), "P-001", "wechat");
+      if (status(id) != (id == poison ? "FAILED" : "SENT")) return false;
+    }
+    return true;
+  };
+  while (std::chrono::steady_clock::now() < deadline && !settled()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  stop = true;
+  dispatcher.wake("wechat");
+  loop.join();
+
+  std::map<std::string, int> expected;
+  for (int i = 1; i <= 5; ++i) {
+    const std::string id = delivery_id("EVT-P-" + std::to_string(i), "P-001", "wechat");
+    EXPECT_EQ(status(id), id == poison ? "FAILED" : "SENT") << id;
+    if (id != poison) expected[id] = 1;
+  }
+  {
+    const std::lock_guard lock(wechat.mu);
+    EXPECT_EQ(wechat.sends, expected) << "each other delivery is sent once; the poison one never";
+  }
+  // Thrown with the batch (attempt 1), then alone at attempts 2 and 3; the 4th claim finds its attempts spent.
+  EXPECT_EQ(internal_errors(), errors_before + 3);
+  auto v = store_->get_delivery(poison);
+  ASSERT_TRUE(v.ok() && v.value());
+  ASSERT_FALSE(v.value()->history.empty());
+  EXPECT_NE(v.value()->history.back().detail.find("attempts exhausted (4)"), std::string::npos)
+      << v.value()->history.back().detail;
+  bool cut_off_shown = false;
+  for (const auto& h : v.value()->history) {
+    cut_off_shown |= h.detail.find(
+                         "cut off by an internal error; asking the provider before sending again: sending: "
+                         "unexpected std::invalid_argument: channel bug on one delivery") != std::string::npos;
+  }
+  EXPECT_TRUE(cut_off_shown) << "the timeline does not say why the attempt was cut off";
 }
 
 // A message that makes Songda throw goes to the DLQ with the reason; the messages around it are recorded in the
