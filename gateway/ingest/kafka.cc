@@ -49,9 +49,20 @@ void log_cb(const rd_kafka_t* /*rk*/, int level, const char* fac, const char* bu
   }
 }
 
-void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* /*opaque*/) {
-  const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+// What the rebalance callback tells close(); the consumer's opaque.
+struct GroupState {
+  std::atomic<bool> assigned{false};  // a first assignment arrived (the sticky assignor has its state)
+};
+
+bool cooperative_protocol(rd_kafka_t* rk) {
+  const char* p = rd_kafka_rebalance_protocol(rk);  // "NONE" until the group chose its assignor
+  return p != nullptr && std::strcmp(p, "COOPERATIVE") == 0;
+}
+
+void rebalance_cb(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque) {
+  const bool cooperative = cooperative_protocol(rk);
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    if (opaque != nullptr) static_cast<GroupState*>(opaque)->assigned = true;
     spdlog::info("kafka: assigned {} partition(s)", parts->cnt);
     if (cooperative) {
       if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, parts)) {
@@ -100,6 +111,7 @@ KafkaMessage copy_message(const rd_kafka_message_t* m) {
 }  // namespace
 
 struct KafkaConsumer::Impl {
+  GroupState group;  // before rk: the callbacks of rk's threads use it until rk is destroyed
   KafkaPtr rk;
   bool closed = false;
 };
@@ -114,6 +126,7 @@ KafkaConsumer::KafkaConsumer(const KafkaConfig& config) : impl_(std::make_unique
   set(conf.get(), "auto.offset.reset", "earliest");
   rd_kafka_conf_set_rebalance_cb(conf.get(), rebalance_cb);
   rd_kafka_conf_set_log_cb(conf.get(), log_cb);
+  rd_kafka_conf_set_opaque(conf.get(), &impl_->group);
   char err[512];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof err);
   if (rk == nullptr) throw StartupError(std::string("cannot create Kafka consumer: ") + err);
@@ -181,8 +194,28 @@ Status KafkaConsumer::commit() {
 void KafkaConsumer::close() {
   if (impl_ == nullptr || impl_->closed || !impl_->rk) return;
   impl_->closed = true;
+  await_first_assignment();
   (void)commit();
   rd_kafka_consumer_close(impl_->rk.get());
+}
+
+// librdkafka before 2.3 (Debian 12 ships 2.0.2) aborts the process when a cooperative-sticky consumer is destroyed
+// after its group chose the assignor but before the first assignment arrived (confluentinc/librdkafka#4312, fixed
+// upstream by #4381), e.g. when its SyncGroup was refused because another member joined meanwhile: Songda stopped
+// soon after another instance started died on SIGABRT. So a consumer in that state waits for its assignment first
+// (at most 10 s). One whose group has not chosen the assignor yet ("NONE": the broker is still gathering members, or
+// does not answer) is closed at once. Messages fetched meanwhile are dropped; their offsets are not stored, so they
+// come again.
+void KafkaConsumer::await_first_assignment() {
+  rd_kafka_t* rk = impl_->rk.get();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!impl_->group.assigned.load() && cooperative_protocol(rk)) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      spdlog::warn("kafka: closing a consumer whose first assignment did not come within 10 s");
+      return;
+    }
+    MessagePtr m(rd_kafka_consumer_poll(rk, 100));
+  }
 }
 
 struct KafkaProducer::Impl {

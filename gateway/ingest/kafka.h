@@ -55,10 +55,12 @@ class KafkaConsumer {
   Status store_offsets(const std::vector<KafkaMessage>& done);
   // Commits stored offsets now and waits for the answer.
   Status commit();
-  // Leaves the group cleanly (commits stored offsets). Idempotent.
+  // Leaves the group cleanly (commits stored offsets). Idempotent. A consumer whose group has not given it its
+  // first assignment yet waits for it first (at most 10 s; see kafka.cc for the librdkafka bug this avoids).
   void close();
 
  private:
+  void await_first_assignment();
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -94,6 +94,28 @@ class PipelineTest : public ::testing::Test {
   Config config_;
 };
 
+// librdkafka before 2.3 (Debian 12 ships 2.0.2) aborts the process when a cooperative-sticky consumer is destroyed
+// after its group chose the assignor but before its first assignment (confluentinc/librdkafka#4312), e.g. when its
+// SyncGroup was refused because another member joined meanwhile. Stopping Songda soon after another instance
+// started hit it now and then. Here two members join one group together and are closed at 0 to 270 ms.
+TEST(KafkaConsumerClose, ClosingAnyTimeAfterJoiningWithAnotherMemberDoesNotAbort) {
+  Config config = config_for_test_services("close", 1, 2);
+  for (int delay_ms = 0; delay_ms < 300; delay_ms += 30) {
+    config.kafka.group_id = testing::unique_name("close-group");
+    KafkaConsumer first(config.kafka);
+    KafkaConsumer second(config.kafka);
+    const auto stop_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms);
+    while (std::chrono::steady_clock::now() < stop_at) {
+      (void)first.poll_batch(10, 2);
+      (void)second.poll_batch(10, 2);
+    }
+    // Closed at once, as two instances stopped together would be (each process polls its own consumer).
+    std::thread closing([&] { first.close(); });
+    second.close();
+    closing.join();
+  }
+}
+
 TEST_F(PipelineTest, ThousandEventsWithDuplicatesInvalidAndConflictsGiveExactlyTheExpectedDeliveries) {
   constexpr int kEvents = 1000;
   std::vector<OutgoingMessage> first_wave;
