@@ -30,7 +30,7 @@ std::string demangled(const std::type_info& type) {
 
 std::uint64_t internal_errors() { return g_internal_errors.load(); }
 
-Error internal_error(std::string_view where, const std::exception_ptr& ep, bool retryable) {
+Error internal_error(std::string_view where, const std::exception_ptr& ep) {
   g_internal_errors.fetch_add(1);
   std::string what = "an exception that is not a std::exception";
   try {
@@ -43,7 +43,7 @@ Error internal_error(std::string_view where, const std::exception_ptr& ep, bool 
   }
   std::string message =
       std::string(where) + ": unexpected " + what + ". Hint: this is a bug in Songda; report it with this message";
-  return Error{"internal_error", std::move(message), retryable};
+  return Error::transient("internal_error", std::move(message));
 }
 
 }  // namespace songda

@@ -23,7 +23,7 @@ std::uint64_t internal_errors();
 
 // Counts the exception and describes it: Error{"internal_error", "<where>: unexpected <type>: <what>. Hint: ...",
 // retryable}. Phone numbers and email addresses in what() are masked (it may quote the input).
-Error internal_error(std::string_view where, const std::exception_ptr& ep, bool retryable = true);
+Error internal_error(std::string_view where, const std::exception_ptr& ep);
 
 // f() for a Result-returning f, with any exception it throws returned as internal_error(where, ...).
 template <typename F>
