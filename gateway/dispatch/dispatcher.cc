@@ -76,7 +76,19 @@ Completion Dispatcher::completion_for(const std::string& channel, const Delivery
       counters_.failed.fetch_add(1);
       break;
   }
-  if (evidence_ && c.retry_at_ms == 0) c.evidence = evidence_(d, o, c.status, done_ms);
+  if (evidence_ && c.retry_at_ms == 0) {
+    // The outcome is a fact (the provider has the message, or refused it): it is recorded even when its record
+    // cannot be made (a bug), with the reason in the timeline. Thrown on, it would be resent or failed.
+    auto leaves = contain("outcome evidence",
+                          [&]() -> Result<std::vector<EvidenceLeaf>> { return evidence_(d, o, c.status, done_ms); });
+    if (leaves.ok()) {
+      c.evidence = std::move(leaves.value());
+    } else {
+      spdlog::error("dispatch {}: delivery {} is {} without its evidence record: {}", channel, d.id, c.status,
+                    leaves.error().message);
+      c.detail += "; recorded without its evidence record: " + leaves.error().message;
+    }
+  }
   return c;
 }
 

@@ -28,7 +28,20 @@ Result<int> FallbackTimers::run_once(std::int64_t now_ms) {
   std::vector<std::pair<std::string, std::vector<EvidenceLeaf>>> settled;
   for (const auto* list : {&fired.value(), &orphans.value()}) {
     for (const auto& t : *list) {
-      settled.emplace_back(t.delivery_id, evidence_ ? evidence_(t, t.fired_ms) : std::vector<EvidenceLeaf>{});
+      if (!evidence_) {
+        settled.emplace_back(t.delivery_id, std::vector<EvidenceLeaf>{});
+        continue;
+      }
+      auto leaves = contain("fallback evidence", [&] { return evidence_(t, t.fired_ms); });
+      if (!leaves.ok() && leaves.error().code != "internal_error") return leaves.error();
+      if (!leaves.ok()) {
+        // Settled all the same: otherwise it would be found unsettled, and fail, every round from now on.
+        spdlog::error("fallback timers: {} settled without its evidence record: {}", t.delivery_id,
+                      leaves.error().message);
+        settled.emplace_back(t.delivery_id, std::vector<EvidenceLeaf>{});
+        continue;
+      }
+      settled.emplace_back(t.delivery_id, std::move(leaves.value()));
     }
   }
   if (!orphans->empty())

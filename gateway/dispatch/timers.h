@@ -17,7 +17,10 @@
 
 namespace songda {
 
-using FallbackEvidenceMaker = std::function<std::vector<EvidenceLeaf>(const TimerOutcome&, std::int64_t now_ms)>;
+// An error (Redis did not answer reading the delivery) ends the round: its timers are settled by a later one. An
+// exception (a bug) is contained: that timer is settled without its record, and the error logged and counted.
+using FallbackEvidenceMaker =
+    std::function<Result<std::vector<EvidenceLeaf>>(const TimerOutcome&, std::int64_t now_ms)>;
 
 class FallbackTimers {
  public:

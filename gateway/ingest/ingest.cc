@@ -77,9 +77,15 @@ Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int6
     spdlog::warn("event refused: topic={} partition={} offset={} code={} reason={}", m.topic, m.partition, m.offset,
                  e.code, e.message);
     dead.push_back(dead_letter(m, e, config_.kafka.dlq_topic));
-    if (rejected_evidence_) {
-      for (auto& leaf : rejected_evidence_(m, e, now_ms)) rejection_evidence.push_back(std::move(leaf));
+    if (!rejected_evidence_) return;
+    // The message goes to the DLQ all the same: a record that cannot be made (a bug) must not hold up the partition.
+    auto leaves = contain("rejection evidence",
+                          [&]() -> Result<std::vector<EvidenceLeaf>> { return rejected_evidence_(m, e, now_ms); });
+    if (!leaves.ok()) {
+      spdlog::error("{}: offset {} goes to the DLQ without its evidence record", leaves.error().message, m.offset);
+      return;
     }
+    for (auto& leaf : leaves.value()) rejection_evidence.push_back(std::move(leaf));
   };
 
   for (const auto& m : batch) {

@@ -7,6 +7,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <unordered_map>
 
@@ -392,14 +393,15 @@ std::vector<EvidenceLeaf> to_leaves(const std::vector<EvidenceRecord>& records) 
   std::vector<EvidenceLeaf> out;
   out.reserve(records.size());
   for (const EvidenceRecord& r : records) {
+    // The makers build records from checked and repaired values, so a record that fails here is a bug in one:
+    // thrown, so that what the record was for is not recorded as if it had its evidence (see to_leaves' comment).
     if (auto s = evidence::validate_record(r); !s) {
-      spdlog::error("evidence record dropped (a bug in the maker): {}", s.error().message);
-      continue;
+      throw std::logic_error("evidence record " + std::string(to_string(r.type)) + " is invalid: " + s.error().message);
     }
     auto bytes = r.canonical();
     if (!bytes) {
-      spdlog::error("evidence record {} dropped: {}", r.evidence_id, bytes.error().message);
-      continue;
+      throw std::logic_error("evidence record " + std::string(to_string(r.type)) +
+                             " has no canonical form: " + bytes.error().message);
     }
     EvidenceLeaf leaf;
     leaf.delivery_id = r.delivery_id.empty() && r.type == EvidenceType::kSubmissionAccepted ? event_index_id(r.event_id)
@@ -466,26 +468,32 @@ class DeliveryCache {
     std::string provider;
   };
 
-  std::optional<Found> find(const std::string& id) {
+  // The delivery a receipt or a fallback timer names. An error when Redis did not answer three tries; an
+  // exception when it has no complete record, which cannot happen unless the data was damaged (both name an id
+  // only once its delivery was taken by a provider).
+  Result<Found> find(const std::string& id) {
     {
       std::lock_guard lock(mu_);
       if (auto it = young_.find(id); it != young_.end()) return it->second;
       if (auto it = old_.find(id); it != old_.end()) return it->second;
     }
+    Error last = Error::transient("redis_unavailable", "");
     for (int attempt = 0; attempt < 3; ++attempt) {
+      if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50 << (2 * attempt)));
       auto v = store_.sent_records({id});
-      if (v.ok()) {
-        if (v->empty() || !v->front()) return std::nullopt;
-        Found f{std::move(v->front()->delivery), std::move(v->front()->provider)};
-        if (!f.provider.empty()) {  // complete only once a provider took it
-          std::lock_guard lock(mu_);
-          put(f);
-        }
-        return f;
+      if (!v.ok()) {
+        last = v.error();
+        continue;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50 << (2 * attempt)));
+      if (v->empty() || !v->front()) throw std::logic_error("delivery " + id + " has no readable record");
+      Found f{std::move(v->front()->delivery), std::move(v->front()->provider)};
+      if (!f.provider.empty()) {  // complete only once a provider took it
+        std::lock_guard lock(mu_);
+        put(f);
+      }
+      return f;
     }
-    return std::nullopt;
+    return Error::transient(last.code, "reading delivery " + id + " for its evidence record: " + last.message);
   }
 
   // Reads the ones of `ids` not cached in one round trip, so that a push of many receipts for deliveries sent
@@ -546,21 +554,15 @@ void install_evidence(IngestPipeline& ingest, Dispatcher& dispatcher, ReceiptPro
         return outcome_evidence(d, o, status, now_ms, ctx);
       });
   receipts.set_evidence(
-      [cache](const std::string& id, const ReceiptUpdate& u, std::int64_t now_ms) {
+      [cache](const std::string& id, const ReceiptUpdate& u, std::int64_t now_ms) -> Result<std::vector<EvidenceLeaf>> {
         auto found = cache->find(id);
-        if (!found) {
-          spdlog::error("evidence LOST: receipt for delivery {} ({}) has no readable delivery record", id, u.key);
-          return std::vector<EvidenceLeaf>{};
-        }
+        if (!found.ok()) return found.error();
         return receipt_evidence(found->delivery, found->provider, u, now_ms);
       },
       [cache](const std::vector<std::string>& ids) { cache->prefetch(ids); });
-  timers.set_evidence([cache](const TimerOutcome& t, std::int64_t now_ms) {
+  timers.set_evidence([cache](const TimerOutcome& t, std::int64_t now_ms) -> Result<std::vector<EvidenceLeaf>> {
     auto found = cache->find(t.delivery_id);
-    if (!found) {
-      spdlog::error("evidence LOST: fallback {} of {} has no readable delivery record", t.delivery_id, t.from_id);
-      return std::vector<EvidenceLeaf>{};
-    }
+    if (!found.ok()) return found.error();
     return fallback_evidence(found->delivery, t, now_ms);
   });
 }

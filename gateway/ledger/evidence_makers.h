@@ -92,7 +92,11 @@ evidence::EvidenceRecord acknowledged_record(const Delivery& d, std::int64_t now
 // held: the fallback delivery whose timer fired.
 evidence::EvidenceRecord fallback_record(const Delivery& held, const TimerOutcome& t, std::int64_t now_ms);
 
-// ---- Leaves: validated, canonical (JCS) bytes and RFC 9162 leaf hash. Invalid records are dropped and logged. ----
+// ---- Leaves: validated, canonical (JCS) bytes and RFC 9162 leaf hash. ----
+// A record that fails validation is a bug in its maker: std::logic_error is thrown. Where nothing has happened yet
+// (ingest, a party page) that refuses the event (DLQ, internal_error) or the request (500); where the fact has
+// already happened (a send, a receipt, a fallback fired) it is recorded without the record, and its timeline says
+// so (the dispatcher, ReceiptProcessor, FallbackTimers contain it per delivery).
 
 std::vector<EvidenceLeaf> to_leaves(const std::vector<evidence::EvidenceRecord>& records);
 
@@ -115,7 +119,7 @@ std::vector<EvidenceLeaf> fallback_evidence(const Delivery& held, const TimerOut
 // Sets every hook: ingest (accepted + rejected), dispatch outcomes, receipts and fallback timers.
 // Receipts and timers name only a delivery id, so those hooks look the delivery up in `store`
 // (one round trip per receipt, cached: delivery records never change); when Redis does not answer
-// after three tries the record cannot be made and the loss is logged at error level.
+// after three tries those hooks return the error, so the receipt push or the timer round is tried again.
 // READ is not a hook: pass read_evidence() to DeliveryStore::mark_read where the inbox route calls it.
 void install_evidence(IngestPipeline& ingest, Dispatcher& dispatcher, ReceiptProcessor& receipts,
                       FallbackTimers& timers, DeliveryStore& store, const EvidenceContext& ctx);

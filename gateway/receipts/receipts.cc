@@ -9,6 +9,7 @@
 #include "channels/sms/aliyun_protocol.h"
 #include "channels/sms/tencent_protocol.h"
 #include "channels/wechat/wechat_protocol.h"
+#include "gateway/core/contain.h"
 #include "gateway/core/crypto.h"
 #include "gateway/core/text.h"
 
@@ -72,10 +73,25 @@ Result<std::vector<bool>> ReceiptProcessor::settle(const std::vector<ReceiptUpda
       std::vector<std::string> ids;
       ids.reserve(completions.size());
       for (const auto& c : completions) ids.push_back(c.id);
-      prepare_evidence_(ids);
+      auto prepared = contain("preparing receipt evidence", [&] {
+        prepare_evidence_(ids);
+        return ok_status();
+      });
+      if (!prepared.ok()) spdlog::error("receipts: {}", prepared.error().message);  // each maker reads its own
     }
     for (std::size_t k = 0; k < completions.size(); ++k) {
-      completions[k].evidence = evidence_(completions[k].id, *of_completion[k], now_ms);
+      Completion& c = completions[k];
+      auto leaves = contain("receipt evidence", [&] { return evidence_(c.id, *of_completion[k], now_ms); });
+      if (leaves.ok()) {
+        c.evidence = std::move(leaves.value());
+      } else if (leaves.error().code == "internal_error") {
+        // The receipt is a fact: it is applied; that its record is missing is shown and counted.
+        spdlog::error("receipts: delivery {} is {} without its evidence record: {}", c.id, c.status,
+                      leaves.error().message);
+        c.detail += "; recorded without its evidence record: " + leaves.error().message;
+      } else {
+        return leaves.error();
+      }
     }
   }
   if (auto s = store_.complete_batch(completions, now_ms); !s.ok()) return s.error();

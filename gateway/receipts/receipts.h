@@ -46,8 +46,10 @@ struct ReceiptCounters {
   std::atomic<std::uint64_t> forged{0};
 };
 
-using ReceiptEvidenceMaker =
-    std::function<std::vector<EvidenceLeaf>(const std::string& delivery_id, const ReceiptUpdate&, std::int64_t now_ms)>;
+// An error (Redis did not answer reading the delivery) fails the push: the provider pushes again. An exception (a bug)
+// is contained: the receipt is applied without its record, and the delivery's timeline says why.
+using ReceiptEvidenceMaker = std::function<Result<std::vector<EvidenceLeaf>>(
+    const std::string& delivery_id, const ReceiptUpdate&, std::int64_t now_ms)>;
 
 class ReceiptProcessor {
  public:

@@ -16,6 +16,7 @@
 #include "gateway/dispatch/dispatcher.h"
 #include "gateway/ingest/ingest.h"
 #include "gateway/ingest/validator.h"
+#include "gateway/ledger/evidence_makers.h"
 #include "gateway/store/store.h"
 #include "tests/support/events.h"
 #include "tests/support/kafka_util.h"
@@ -214,6 +215,63 @@ TEST_F(ContainTest, ADeliveryThatAlwaysMakesTheChannelThrowFailsAloneAndTheOther
   EXPECT_TRUE(cut_off_shown) << "the timeline does not say why the attempt was cut off";
 }
 
+// A maker that throws for one outcome (a bug) must not undo the send: the provider has the message. Before, the
+// exception cut the whole batch off after its send; its lease ran out, and the batch was asked about and sent
+// again (this channel, like one that cannot tell, says it does not have them), or failed when attempts ran out.
+// Now each outcome is recorded once; the one without its record says so in its timeline.
+TEST_F(ContainTest, AnOutcomeWhoseEvidenceCannotBeMadeIsRecordedOnceAndItsTimelineSaysWhy) {
+  std::vector<KafkaMessage> batch;
+  for (int i = 1; i <= 3; ++i) batch.push_back(message("EVT-E-" + std::to_string(i)));
+  ASSERT_TRUE(ingest_->process(batch, now_unix_ms()).ok());
+  const std::string poison = delivery_id("EVT-E-2", "P-001", "wechat");
+
+  DispatchConfig fast = config_.dispatch;
+  fast.lease_ms = 300;
+  fast.in_doubt_wait_ms = 50;
+  fast.poll_ms = 20;
+  DispatchCounters counters;
+  Dispatcher dispatcher(*store_, fast, RetryPolicy{}, counters);
+  const ledger::EvidenceContext ctx{"contain-test-salt-0123456789"};
+  dispatcher.set_evidence([&](const Delivery& d, const SendOutcome& o, const std::string& status, std::int64_t now) {
+    if (d.id == poison) throw std::logic_error("outcome maker bug");
+    return ledger::outcome_evidence(d, o, status, now, ctx);
+  });
+  ThrowingChannel wechat("no-delivery-has-this-id");
+  const auto errors_before = internal_errors();
+  std::atomic<bool> stop{false};
+  std::thread loop([&] { dispatcher.run(wechat, stop); });
+  // Long enough for a lease to run out and the in-doubt deliveries to be asked about and sent again.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  stop = true;
+  dispatcher.wake("wechat");
+  loop.join();
+
+  std::map<std::string, int> expected;
+  for (int i = 1; i <= 3; ++i) {
+    const std::string id = delivery_id("EVT-E-" + std::to_string(i), "P-001", "wechat");
+    expected[id] = 1;
+    auto v = store_->get_delivery(id);
+    ASSERT_TRUE(v.ok() && v.value()) << id;
+    EXPECT_EQ(v.value()->status, "SENT") << id;
+    // No evidence at ingest here (no makers installed there): only the outcome's records.
+    EXPECT_EQ(v.value()->evidence_indexes.empty(), id == poison) << id;
+  }
+  {
+    const std::lock_guard lock(wechat.mu);
+    EXPECT_EQ(wechat.sends, expected) << "each delivery is sent once";
+  }
+  EXPECT_EQ(counters.in_doubt_asked.load(), 0u);
+  EXPECT_EQ(internal_errors(), errors_before + 1);
+  auto v = store_->get_delivery(poison);
+  ASSERT_TRUE(v.ok() && v.value());
+  ASSERT_FALSE(v.value()->history.empty());
+  EXPECT_NE(v.value()->history.back().detail.find(
+                "; recorded without its evidence record: outcome evidence: unexpected std::logic_error: outcome maker "
+                "bug"),
+            std::string::npos)
+      << v.value()->history.back().detail;
+}
+
 // A message that makes Songda throw goes to the DLQ with the reason; the messages around it are recorded in the
 // same batch. Before, the exception ended the process, and after a restart the same message ended it again.
 TEST_F(ContainTest, AnEventThatMakesIngestThrowGoesToTheDlqAndTheRestAreRecorded) {
@@ -241,6 +299,23 @@ TEST_F(ContainTest, AnEventThatMakesIngestThrowGoesToTheDlqAndTheRestAreRecorded
   EXPECT_EQ(status(delivery_id("EVT-BOOM", "P-001", "wechat")), "(none)");
   EXPECT_EQ(ingest_counters_.accepted.load(), 2u);
   EXPECT_EQ(ingest_counters_.rejected.load(), 1u);
+}
+
+// A message refused for a reason of its own still goes to the DLQ when its rejection record cannot be made (a bug).
+// Before, the exception escaped the batch: it was read again and failed again, holding up its partition for good.
+TEST_F(ContainTest, ARefusedMessageWhoseRecordCannotBeMadeStillGoesToTheDlq) {
+  ingest_->set_evidence({}, [](const KafkaMessage&, const Error&, std::int64_t) -> std::vector<EvidenceLeaf> {
+    throw std::logic_error("rejection maker bug");
+  });
+  const auto errors_before = internal_errors();
+  KafkaMessage broken{"court.case-events", 0, offset_++, "EVT-BROKEN", "{not json", {}};
+  auto s = ingest_->process({broken, message("EVT-AFTER")}, now_unix_ms());
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  ASSERT_EQ(dlq_.sent.size(), 1u);
+  EXPECT_EQ(dlq_.sent.front().key, "EVT-BROKEN");
+  EXPECT_EQ(header(dlq_.sent.front(), "songda.error.code"), "invalid_json");
+  EXPECT_EQ(status(delivery_id("EVT-AFTER", "P-001", "wechat")), "ACCEPTED");
+  EXPECT_EQ(internal_errors(), errors_before + 1);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "gateway/core/contain.h"
 #include "gateway/core/text.h"
 #include "gateway/receipts/receipts.h"
 #include "gateway/store/store.h"
@@ -249,13 +250,15 @@ TEST_F(StoreTest, ConcurrentPushesEachGetTheirOwnResult) {
   ReceiptCounters counters;
   ReceiptProcessor p(*store_, counters);
   std::atomic<int> evidence_calls{0};
-  p.set_evidence([&](const std::string&, const ReceiptUpdate&, std::int64_t) {
-    if (evidence_calls.fetch_add(1) == 0) throw std::runtime_error("a maker that fails once");
+  p.set_evidence([&](const std::string&, const ReceiptUpdate&, std::int64_t) -> Result<std::vector<EvidenceLeaf>> {
+    if (evidence_calls.fetch_add(1) == 0) return Error::transient("redis_unavailable", "a read that fails once");
     return std::vector<EvidenceLeaf>{};
   });
-  // The first push fails while it is applied (the HTTP server answers 500; the provider pushes again) ...
+  // The first push fails while it is applied (the HTTP server answers 503; the provider pushes again) ...
   const std::vector<ReceiptUpdate> first{{"wechat:900", "wechat", true, "success", now + 200, "<xml/>"}};
-  EXPECT_THROW((void)p.apply(first, now + 300), std::runtime_error);
+  auto failed = p.apply(first, now + 300);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, "redis_unavailable");
   EXPECT_EQ(status(sent[0].id), "SENT");
 
   // ... and does not hold up the next ones: every push, odd ones with a receipt naming nothing we know.
@@ -280,6 +283,46 @@ TEST_F(StoreTest, ConcurrentPushesEachGetTheirOwnResult) {
   EXPECT_EQ(store_->parked_receipt_count().value(), kPushes / 2);
   EXPECT_EQ(counters.applied.load(), static_cast<std::uint64_t>(kPushes));
   EXPECT_EQ(counters.unknown.load(), static_cast<std::uint64_t>(kPushes / 2));
+}
+
+// A receipt is a fact: a maker that throws for it (a bug) must not make the provider push it again and again until
+// it gives up, which lost it. It is applied without its record, and the delivery's timeline says why.
+TEST_F(StoreTest, AReceiptWhoseEvidenceCannotBeMadeIsAppliedAndItsTimelineSaysWhy) {
+  const auto now = now_unix_ms();
+  std::vector<Completion> sent;
+  for (const std::string event : {"e10-a", "e10-b"}) {
+    auto wx = make(event, "wechat");
+    record(event, {wx}, now);
+    sent.push_back(done(wx.id, "wechat", "SENT", "accepted", "wechat-oa", event, "wechat:" + event));
+  }
+  ASSERT_EQ(store_->claim_due("wechat", now, 30000, 10)->size(), 2u);
+  ASSERT_TRUE(store_->complete_batch(sent, now + 100).ok());
+
+  ReceiptCounters counters;
+  ReceiptProcessor p(*store_, counters);
+  p.set_evidence([&](const std::string& id, const ReceiptUpdate&, std::int64_t) -> Result<std::vector<EvidenceLeaf>> {
+    if (id == sent[0].id) throw std::logic_error("receipt maker bug");
+    return std::vector<EvidenceLeaf>{{id, R"({"type":"DELIVERED"})", std::string(64, 'c')}};
+  });
+  const auto errors_before = internal_errors();
+  auto r = p.apply({{"wechat:e10-a", "wechat", true, "success", now + 200, "<xml/>"},
+                    {"wechat:e10-b", "wechat", true, "success", now + 200, "<xml/>"}},
+                   now + 300);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value(), 0);
+  EXPECT_EQ(internal_errors(), errors_before + 1);
+  for (const auto& c : sent) {
+    auto v = store_->get_delivery(c.id);
+    ASSERT_TRUE(v.ok() && v.value());
+    EXPECT_EQ(v.value()->status, "DELIVERED") << c.id;
+    EXPECT_EQ(v.value()->evidence_indexes.size(), c.id == sent[0].id ? 0u : 1u) << c.id;
+    const std::string& last = v.value()->history.back().detail;
+    const bool says_why =
+        last.find(
+            "; recorded without its evidence record: receipt evidence: unexpected std::logic_error: receipt "
+            "maker bug") != std::string::npos;
+    EXPECT_EQ(says_why, c.id == sent[0].id) << last;
+  }
 }
 
 TEST_F(StoreTest, AReceiptBeforeItsSendIsRecordedIsParkedThenAppliedOnce) {

@@ -19,9 +19,11 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 
 #include "channels/inapp/inapp_channel.h"
+#include "gateway/core/contain.h"
 #include "gateway/core/crypto.h"
 #include "gateway/core/text.h"
 #include "gateway/evidence/bundle.h"
@@ -520,6 +522,28 @@ class Pipeline : public LedgerRedis {
     ASSERT_TRUE(store_->mark_read(d.address, d.id, now_unix_ms(), read_evidence(d, now_unix_ms())).ok());
   }
 
+  // Another instance on the same Redis: its own objects and delivery cache; its evidence makers read from `reads`.
+  struct Instance {
+    Instance(const Config& config, const EventValidator& validator, DeliveryStore& store, DeadLetterSink& dlq,
+             DeliveryStore& reads)
+        : ingest(config, validator, store, dlq, PlanOptions{}, ingest_counters),
+          dispatcher(store, config.dispatch, RetryPolicy{}, dispatch_counters),
+          receipts(store, receipt_counters),
+          timers(store) {
+      install_evidence(ingest, dispatcher, receipts, timers, reads, kCtx);
+    }
+    IngestCounters ingest_counters;
+    DispatchCounters dispatch_counters;
+    ReceiptCounters receipt_counters;
+    IngestPipeline ingest;
+    Dispatcher dispatcher;
+    ReceiptProcessor receipts;
+    FallbackTimers timers;
+  };
+  std::unique_ptr<Instance> other_instance(DeliveryStore& reads) {
+    return std::make_unique<Instance>(config_, *validator_, *store_, dlq_, reads);
+  }
+
   Config config_;
   NoDlq dlq_;
   std::unique_ptr<EventValidator> validator_;
@@ -656,14 +680,8 @@ TEST_F(Pipeline, ReceiptsForDeliveriesAnotherInstanceSentGetTheirEvidence) {
   ASSERT_EQ(dispatcher_->run_once(wechat, now_unix_ms()).value(), 3);
 
   // A second instance: its own cache, which has none of them.
-  IngestCounters ingest_counters;
-  DispatchCounters dispatch_counters;
-  ReceiptCounters receipt_counters;
-  IngestPipeline ingest(config_, *validator_, *store_, dlq_, PlanOptions{}, ingest_counters);
-  Dispatcher dispatcher(*store_, config_.dispatch, RetryPolicy{}, dispatch_counters);
-  ReceiptProcessor receipts(*store_, receipt_counters);
-  FallbackTimers timers(*store_);
-  install_evidence(ingest, dispatcher, receipts, timers, *store_, kCtx);
+  auto other = other_instance(*store_);
+  ReceiptProcessor& receipts = other->receipts;
 
   std::vector<ReceiptUpdate> push;
   for (const auto& id : ids) {
@@ -684,6 +702,85 @@ TEST_F(Pipeline, ReceiptsForDeliveriesAnotherInstanceSentGetTheirEvidence) {
     EXPECT_EQ(j["details"]["provider"], "wechat");
     EXPECT_EQ(j["details"]["receipt_sha256"], sha256_hex("<xml>" + id + "</xml>"));
   }
+}
+
+// A receipt whose delivery cannot be read (Redis does not answer) is not applied without its evidence: the push
+// fails, so the provider pushes it again. Before, it was applied with "evidence LOST" in the log and no DELIVERED
+// record in the log for good.
+TEST_F(Pipeline, AReceiptIsNotAppliedWithoutItsEvidenceWhenItsDeliveryCannotBeRead) {
+  FakeChannel wechat("wechat", SendOutcome::Kind::kAccepted, "wechat");
+  const std::vector<KafkaMessage> batch = {
+      {"court.case-events", 0, offset_++, "k", summons_event("EVT-UNREAD-1").dump(), {}}};
+  ASSERT_TRUE(ingest_->process(batch, now_unix_ms()).ok());
+  const std::string id = delivery_id("EVT-UNREAD-1", "P-001", "wechat");
+  ASSERT_EQ(dispatcher_->run_once(wechat, now_unix_ms()).value(), 1);
+
+  // Another instance whose evidence makers read from a Redis that does not answer (nothing listens on port 1).
+  auto dead_ep = parse_redis_url("redis://127.0.0.1:1");
+  ASSERT_TRUE(dead_ep.ok());
+  RedisPool dead_pool(dead_ep.value(), 1, 200);
+  DeliveryStore dead_store(dead_pool);
+  auto other = other_instance(dead_store);
+  ReceiptProcessor& receipts = other->receipts;
+
+  const std::vector<ReceiptUpdate> push{
+      {"wechat:wechat-" + id.substr(3, 8), "wechat", true, "success", now_unix_ms(), "<xml>ok</xml>"}};
+  auto refused = receipts.apply(push, now_unix_ms());
+  ASSERT_FALSE(refused.ok()) << "applied without reading its delivery";
+  EXPECT_TRUE(refused.error().retryable);
+  EXPECT_NE(refused.error().message.find("reading delivery " + id + " for its evidence record"), std::string::npos)
+      << refused.error().message;
+  EXPECT_EQ(store_->get_delivery(id).value()->status, "SENT");
+
+  // The provider pushes again; Redis answers this time.
+  ASSERT_EQ(receipts_->apply(push, now_unix_ms()).value(), 0);
+  auto v = store_->get_delivery(id);
+  ASSERT_TRUE(v.ok() && v.value());
+  EXPECT_EQ(v.value()->status, "DELIVERED");
+  auto leaf = pool_->command({"LINDEX", kLeavesKey, std::to_string(v.value()->evidence_indexes.back())});
+  ASSERT_TRUE(leaf.ok());
+  EXPECT_EQ(Json::parse(leaf->str)["type"], "DELIVERED");
+}
+
+// A fallback timer whose record cannot be made (a bug) is settled all the same. Before, the exception ended every
+// round: that timer, and the others fired with it, were found unsettled and failed again, every round, for good.
+TEST_F(Pipeline, AFallbackWhoseEvidenceCannotBeMadeIsSettledAndDoesNotStopTheOthers) {
+  FakeChannel wechat("wechat", SendOutcome::Kind::kAccepted, "wechat");
+  std::vector<std::string> wechat_ids;
+  for (const std::string event : {"EVT-FB-1", "EVT-FB-2"}) {
+    const std::vector<KafkaMessage> batch = {{"court.case-events", 0, offset_++, "k", summons_event(event).dump(), {}}};
+    ASSERT_TRUE(ingest_->process(batch, now_unix_ms()).ok());
+    wechat_ids.push_back(delivery_id(event, "P-001", "wechat"));
+  }
+  ASSERT_EQ(dispatcher_->run_once(wechat, now_unix_ms()).value(), 2);
+  std::vector<ReceiptUpdate> refusals;
+  for (const auto& id : wechat_ids) {
+    refusals.push_back({"wechat:wechat-" + id.substr(3, 8), "wechat", false, "43004 require subscribe", now_unix_ms(),
+                        "<xml>43004</xml>"});
+  }
+  ASSERT_EQ(receipts_->apply(refusals, now_unix_ms()).value(), 0);  // both refusals wake their SMS fallback
+
+  const std::string poison = delivery_id("EVT-FB-1", "P-001", "sms");
+  timers_->set_evidence([&](const TimerOutcome& t, std::int64_t now) -> Result<std::vector<EvidenceLeaf>> {
+    if (t.delivery_id == poison) throw std::logic_error("fallback maker bug");
+    auto held = store_->get_delivery(t.delivery_id);
+    if (!held.ok() || !held.value()) return Error::transient("test", "cannot read " + t.delivery_id);
+    return fallback_evidence(held.value()->delivery, t, now);
+  });
+  const auto errors_before = internal_errors();
+  auto fired = timers_->run_once(now_unix_ms() + 1);
+  ASSERT_TRUE(fired.ok()) << fired.error().message;
+  EXPECT_EQ(fired.value(), 2);
+  EXPECT_EQ(internal_errors(), errors_before + 1);
+  auto unsettled = store_->unsettled_timers(now_unix_ms() + 60000, 100);
+  ASSERT_TRUE(unsettled.ok());
+  EXPECT_TRUE(unsettled->empty()) << unsettled->size() << " timers left unsettled";
+  auto other = store_->get_delivery(delivery_id("EVT-FB-2", "P-001", "sms"));
+  ASSERT_TRUE(other.ok() && other.value());
+  ASSERT_FALSE(other.value()->evidence_indexes.empty());
+  auto leaf = pool_->command({"LINDEX", kLeavesKey, std::to_string(other.value()->evidence_indexes.back())});
+  ASSERT_TRUE(leaf.ok());
+  EXPECT_EQ(Json::parse(leaf->str)["type"], "FALLBACK");
 }
 
 TEST_F(Pipeline, HttpRoutes) {

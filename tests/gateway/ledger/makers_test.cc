@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "gateway/core/crypto.h"
 #include "gateway/evidence/jcs.h"
@@ -125,6 +126,22 @@ TEST(Makers, AcceptedGivesSubmissionAndOneConsentPerDelivery) {
   EXPECT_EQ(leaves[1].delivery_id, make_plan().deliveries[0].id);
   for (const auto& l : leaves) EXPECT_EQ(l.leaf_hash_hex, to_hex(evidence::leaf_hash(l.canonical)));
   expect_no_raw_address(leaves);
+}
+
+// A record that fails validation is a maker's bug. Before, it was dropped with a log line and what it recorded (a
+// send, a receipt) went on as if it had its evidence; now it is thrown, for the caller to refuse or to record the
+// fact with the reason (contain_integration_test, store_integration_test).
+TEST(Makers, AnInvalidRecordIsThrownNotDropped) {
+  auto records = accepted_records(make_event(), make_plan(), kNow, kCtx);
+  ASSERT_EQ(records.size(), 4u);
+  records[2].channel.clear();
+  try {
+    (void)to_leaves(records);
+    FAIL() << "an invalid record was turned into leaves";
+  } catch (const std::logic_error& e) {
+    EXPECT_NE(std::string(e.what()).find("evidence record CONSENT_RECORDED is invalid"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("delivery_id and channel must not be empty"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Makers, IdsAreDeterministicAcrossReplays) {
