@@ -334,9 +334,14 @@ class Verifier {
       add("service date 送达日期", false, deliveries.error().message);
       return;
     }
-    const ServiceDecision recomputed = decide_service(*deliveries);
-    const Json expected = evidence::to_json(recomputed);
     const Json& claimed = *p_.service;
+    // A bundle decided with an earlier rules version (printed before an upgrade) is recomputed with that version.
+    const auto* claimed_version =
+        claimed.contains("rule_version") ? claimed["rule_version"].get_ptr<const std::string*>() : nullptr;
+    const std::string version =
+        claimed_version != nullptr && known_rules_version(*claimed_version) ? *claimed_version : kRulesVersion;
+    const ServiceDecision recomputed = decide_service(*deliveries, version);
+    const Json expected = evidence::to_json(recomputed);
     const bool same = expected == claimed;
     std::string detail;
     if (same) {
@@ -344,10 +349,11 @@ class Verifier {
           std::string(to_string(recomputed.status)) +
           (recomputed.service_time_ms ? " at " + rfc3339_utc(*recomputed.service_time_ms) + " via " + recomputed.channel
                                       : std::string()) +
-          " — " + recomputed.rule + "; recomputed with rules " + kRulesVersion + " 送达日期复核一致";
-    } else if (claimed.value("rule_version", std::string()) != kRulesVersion) {
-      detail = "the bundle was decided with rules " + claimed.value("rule_version", std::string("?")) +
-               ", this verifier has " + kRulesVersion + "; hint: verify with that rules version";
+          " — " + recomputed.rule + "; recomputed with rules " + version + " 送达日期复核一致";
+    } else if (claimed_version == nullptr || *claimed_version != version) {
+      detail = "the bundle was decided with rules " + (claimed_version != nullptr ? *claimed_version : "?") +
+               ", this verifier knows " + kRulesVersion2021_1 + " and " + kRulesVersion +
+               "; hint: verify with a verifier of that rules version";
     } else {
       detail = "the claimed service differs from the records 送达结论与记录不符: records give " +
                std::string(to_string(recomputed.status)) +

@@ -164,6 +164,19 @@ bool any(const std::vector<ChannelResult>& results, Outcome outcome) {
   return std::any_of(results.begin(), results.end(), [outcome](const auto& r) { return r.outcome == outcome; });
 }
 
+// What the open channels await: arrival (provided/confirmed), a reply or read (obtained), or both.
+const char* pending_rule(const std::vector<ChannelResult>& results, std::string_view rules_version) {
+  if (rules_version == kRulesVersion2021_1) return kRulePending;
+  bool obtained = false;
+  bool other = false;
+  for (const auto& r : results) {
+    if (r.outcome != Outcome::kPending) continue;
+    (r.delivery->consent_basis == "obtained" ? obtained : other) = true;
+  }
+  if (obtained && other) return kRulePendingMixed;
+  return obtained ? kRulePendingObtained : kRulePending;
+}
+
 }  // namespace
 
 std::string_view to_string(ServiceStatus s) {
@@ -188,8 +201,13 @@ std::optional<ServiceStatus> service_status_from_string(std::string_view s) {
   return std::nullopt;
 }
 
-ServiceDecision decide_service(std::span<const ChannelDelivery> deliveries) {
+bool known_rules_version(std::string_view version) {
+  return version == kRulesVersion || version == kRulesVersion2021_1;
+}
+
+ServiceDecision decide_service(std::span<const ChannelDelivery> deliveries, std::string_view rules_version) {
   ServiceDecision out;
+  out.rule_version = std::string(rules_version);
   if (deliveries.empty()) {
     out.status = ServiceStatus::kNotServed;
     out.rule = kRuleNoDelivery;
@@ -210,7 +228,7 @@ ServiceDecision decide_service(std::span<const ChannelDelivery> deliveries) {
     out.channel = first.delivery->channel;
   } else if (any(results, Outcome::kPending)) {
     out.status = ServiceStatus::kPending;
-    out.rule = kRulePending;
+    out.rule = pending_rule(results, rules_version);
     out.evidence_ids = ids_with(results, Outcome::kPending);
   } else if (any(results, Outcome::kFailed)) {
     out.status = ServiceStatus::kNotServed;

@@ -15,6 +15,9 @@
 //  - several channels: the earliest effective service wins (ties: delivery id).
 //    None served: PENDING if any consented channel may still serve, NOT_SERVED
 //    if every consented channel failed, INFORMATIONAL_ONLY if none had consent.
+//    Since cn-olr-2021.2 the PENDING rule says what is awaited: arrival on a
+//    provided/confirmed address, a reply or read on an obtained one (2021.1
+//    said "no arrival" for both, though an obtained address may have arrived).
 //  - a CORRECTION record voids the record it names (details.corrects);
 //    SERVICE_DEEMED_COMPLETE records (earlier outputs) are ignored.
 //
@@ -36,7 +39,10 @@
 
 namespace songda::evidence {
 
-inline constexpr const char* kRulesVersion = "cn-olr-2021.1";
+// The version new decisions are made with; a verifier also recomputes bundles decided with an earlier one.
+inline constexpr const char* kRulesVersion = "cn-olr-2021.2";
+inline constexpr const char* kRulesVersion2021_1 = "cn-olr-2021.1";
+bool known_rules_version(std::string_view version);
 
 inline constexpr const char* kRuleArrival =
     "OLR-2021-Art31-1 (address provided/confirmed: served on arrival in the recipient's system)";
@@ -46,7 +52,13 @@ inline constexpr const char* kRuleReply = "OLR-2021-Art31-2 (address obtained: s
 inline constexpr const char* kRulePresumedRead =
     "OLR-2021-Art31-2-presumed (address obtained: presumed served when read)";
 inline constexpr const char* kRuleNoConsent = "CPL-2023-Art90 no consent: informational only";
+// PENDING when every open channel has a provided/confirmed address (and, in 2021.1, always).
 inline constexpr const char* kRulePending = "OLR-2021-Art31 pending (no arrival, reply or read evidence yet)";
+// 2021.2: PENDING when every open channel has an obtained address, and when open channels have both.
+inline constexpr const char* kRulePendingObtained =
+    "OLR-2021-Art31-2 pending (address obtained: no reply or read yet; arrival alone does not serve)";
+inline constexpr const char* kRulePendingMixed =
+    "OLR-2021-Art31 pending (no arrival on a provided/confirmed address, no reply or read on an obtained one)";
 inline constexpr const char* kRuleAllFailed = "OLR-2021-Art31 not served (every consented channel failed)";
 inline constexpr const char* kRuleNoDelivery = "OLR-2021-Art31 not served (no delivery)";
 
@@ -75,7 +87,9 @@ struct ServiceDecision {
   bool operator==(const ServiceDecision&) const = default;
 };
 
-ServiceDecision decide_service(std::span<const ChannelDelivery> deliveries);
+// rules_version: kRulesVersion, or an earlier known_rules_version() to recompute a decision made with it.
+ServiceDecision decide_service(std::span<const ChannelDelivery> deliveries,
+                               std::string_view rules_version = kRulesVersion);
 
 // Groups records by delivery id (records without one are skipped); the basis
 // is the latest non-voided CONSENT_RECORDED's, "none" when there is none.

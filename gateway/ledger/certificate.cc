@@ -96,6 +96,15 @@ std::string legal_basis_zh(const std::string& rule) {
   }
   if (rule == kRuleAllFailed) return "《人民法院在线诉讼规则》（2021）第三十一条：各经同意的电子送达渠道均未能送达。";
   if (rule == kRuleNoDelivery) return "《人民法院在线诉讼规则》（2021）第三十一条：无送达记录。";
+  if (rule == kRulePendingObtained) {
+    return "《人民法院在线诉讼规则》（2021）第三十一条第二款：向法院获取的受送达人电子地址送达的，以受送达人回复或阅知"
+           "认定送达；送达信息到达本身不构成送达。尚无回复或阅知的证据，送达尚未完成。";
+  }
+  if (rule == kRulePendingMixed) {
+    return "《人民法院在线诉讼规则》（2021）第三十一条：受送达人提供或者确认的电子地址尚无到达的证据，向法院获取的电子"
+           "地址"
+           "尚无回复或阅知的证据，送达尚未完成。";
+  }
   return "《人民法院在线诉讼规则》（2021）第三十一条：尚无到达、回复或阅知的证据，送达尚未完成。";
 }
 

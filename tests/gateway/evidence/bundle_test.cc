@@ -263,6 +263,34 @@ TEST_F(Bundle, AChangedClaimFails) {
   EXPECT_NE(failed(r)->detail.find("hint"), std::string::npos);
 }
 
+// A bundle printed before the rules became cn-olr-2021.2 states cn-olr-2021.1: it still verifies, recomputed with
+// that version; its claim is still held to what that version decides.
+TEST_F(Bundle, ABundleDecidedWithAnEarlierRulesVersionStillVerifies) {
+  std::vector<std::pair<EvidenceRecord, std::uint64_t>> pending;  // in-app (obtained) not read, SMS not arrived
+  for (const auto& [r, index] : placed_) {
+    if (r.channel == "inapp" && r.type == T::kRead) continue;
+    if (r.channel == "sms" && r.type == T::kDelivered) continue;
+    if (r.channel == "email") continue;
+    pending.emplace_back(r, index);
+  }
+  Json b = make_bundle(pending, checkpoint_);
+  ASSERT_EQ(b["service"]["status"], "PENDING");
+  ASSERT_EQ(b["service"]["rule"], kRulePendingMixed);
+  ASSERT_EQ(b["service"]["rule_version"], kRulesVersion);
+  EXPECT_TRUE(verify_parsed_bundle(b, public_pem_).ok);
+
+  b["service"]["rule_version"] = kRulesVersion2021_1;  // as the 2021.1 gateway wrote it
+  b["service"]["rule"] = kRulePending;
+  const VerifyReport old = verify_parsed_bundle(b, public_pem_);
+  EXPECT_TRUE(old.ok) << old.text();
+  EXPECT_NE(old.text().find("recomputed with rules cn-olr-2021.1"), std::string::npos) << old.text();
+
+  b["service"]["rule"] = kRulePendingMixed;  // 2021.2's words under 2021.1's name
+  const VerifyReport mixed = verify_parsed_bundle(b, public_pem_);
+  EXPECT_FALSE(mixed.ok);
+  EXPECT_NE(failed(mixed)->detail.find("送达结论与记录不符"), std::string::npos) << failed(mixed)->detail;
+}
+
 TEST_F(Bundle, BrokenJsonIsReported) {
   const VerifyReport r = verify_bundle("{\"version\":", public_pem_);
   EXPECT_FALSE(r.ok);

@@ -92,7 +92,21 @@ std::vector<Row> table() {
        {consent("wechat", "obtained"), ev("wechat", T::kDelivered, kT0)},
        ServiceStatus::kPending,
        std::nullopt,
-       kRulePending,
+       kRulePendingObtained,
+       ""},
+      {"obtained and confirmed both open: pending, awaiting a read on one and arrival on the other",
+       {consent("wechat", "obtained"), ev("wechat", T::kDelivered, kT0), consent("email", "confirmed"),
+        ev("email", T::kDispatched, kT0)},
+       ServiceStatus::kPending,
+       std::nullopt,
+       kRulePendingMixed,
+       ""},
+      {"obtained open, confirmed failed: pending on the obtained one",
+       {consent("wechat", "obtained"), ev("wechat", T::kDelivered, kT0), consent("email", "confirmed"),
+        ev("email", T::kDeliveryFailed, kT0)},
+       ServiceStatus::kPending,
+       std::nullopt,
+       kRulePendingObtained,
        ""},
       {"obtained: presumed served when read",
        {consent("wechat", "obtained"), ev("wechat", T::kDelivered, kT0), ev("wechat", T::kRead, kT0 + 30 * kMin)},
@@ -218,6 +232,34 @@ TEST(Rules, Table) {
       EXPECT_EQ(d.delivery_id, testing::delivery_of(d.channel));
     }
   }
+}
+
+// A decision made with cn-olr-2021.1 (a bundle printed before 2021.2) is recomputed the same way: only the PENDING
+// rule text differs, which 2021.1 gave as "no arrival" for every open channel.
+TEST(Rules, AnEarlierRulesVersionIsRecomputedAsItWasDecided) {
+  ASSERT_TRUE(known_rules_version(kRulesVersion));
+  ASSERT_TRUE(known_rules_version(kRulesVersion2021_1));
+  EXPECT_FALSE(known_rules_version("cn-olr-2030.1"));
+  int differing = 0;
+  for (const Row& row : table()) {
+    SCOPED_TRACE(row.name);
+    auto deliveries = deliveries_from_records(row.records);
+    ASSERT_TRUE(deliveries.ok());
+    const ServiceDecision now = decide_service(*deliveries);
+    const ServiceDecision then = decide_service(*deliveries, kRulesVersion2021_1);
+    EXPECT_EQ(then.rule_version, std::string(kRulesVersion2021_1));
+    EXPECT_EQ(then.status, now.status);
+    EXPECT_EQ(then.service_time_ms, now.service_time_ms);
+    EXPECT_EQ(then.evidence_ids, now.evidence_ids);
+    EXPECT_EQ(then.note, now.note);
+    if (then.status == ServiceStatus::kPending) {
+      EXPECT_EQ(then.rule, std::string(kRulePending));
+    } else {
+      EXPECT_EQ(then.rule, now.rule);
+    }
+    differing += then.rule != now.rule ? 1 : 0;
+  }
+  EXPECT_EQ(differing, 3) << "the rows with an obtained address still open";
 }
 
 TEST(Rules, OrderOfRecordsDoesNotMatter) {

@@ -10,6 +10,7 @@
 
 #include "gateway/core/crypto.h"
 #include "gateway/evidence/bundle.h"
+#include "gateway/evidence/rules.h"
 #include "gateway/ledger/certificate.h"
 #include "gateway/ledger/compact_tree.h"
 #include "gateway/ledger/evidence_makers.h"
@@ -51,7 +52,8 @@ struct Fixture {
   CertificateFacts facts;
 };
 
-Fixture make_fixture(const std::string& recipient_name = "张三") {
+// SMS delivered (with its receipt), in-app not yet; `basis` is the consent basis of both.
+Fixture make_fixture(const std::string& recipient_name = "张三", const std::string& basis = "provided") {
   Fixture f;
   f.pem = *evidence::generate_key_pair();
   auto key = *evidence::load_private_key_pem(f.pem.private_pem);
@@ -65,7 +67,7 @@ Fixture make_fixture(const std::string& recipient_name = "张三") {
   e.case_number = "(2026)豫14民初123号";
   e.document = Document{"DOC-1", "传票", sha256_hex("the document"), "", 2};
   Recipient r{"P-001", "party", recipient_name, Contacts{"+8613812345678", "", "", "u1"},
-              Consent{"provided", {"summons.issued"}, "C-1", ""}};
+              Consent{basis, {"summons.issued"}, "C-1", ""}};
   e.recipients.push_back(r);
   e.digest = sha256_hex("e");
   Plan plan;
@@ -82,7 +84,7 @@ Fixture make_fixture(const std::string& recipient_name = "张三") {
     d.recipient_name = r.name;
     d.channel = ch;
     d.address = std::string(ch) == "sms" ? r.contacts.mobile : r.contacts.app_user;
-    d.consent_basis = "provided";
+    d.consent_basis = basis;
     d.title = "传票 <b>";
     d.text = "text";
     d.document = e.document;
@@ -136,14 +138,30 @@ void write(const fs::path& p, const std::string& text) {
   out << text;
 }
 
+// An address obtained by the court is served on a reply or read, not on arrival: a certificate for an SMS that
+// arrived but was not read says so, where before (rules cn-olr-2021.1) it said there was no arrival evidence.
+TEST(Certificate, APendingServiceOnAnObtainedAddressSaysArrivalAloneDoesNotServe) {
+  const Fixture f = make_fixture("张三", "obtained");
+  const auto report = evidence::verify_parsed_bundle(f.bundle, f.pem.public_pem);
+  ASSERT_TRUE(report.ok) << report.text();
+  ASSERT_EQ(f.bundle["service"]["status"], "PENDING");
+  const std::string html = render_certificate_html(f.bundle, f.facts);
+  for (const char* must : {"送达中（尚未完成）", "第三十一条第二款", "送达信息到达本身不构成送达",
+                           "尚无回复或阅知的证据", evidence::kRulePendingObtained, evidence::kRulesVersion}) {
+    EXPECT_NE(html.find(must), std::string::npos) << "missing: " << must;
+  }
+  EXPECT_EQ(html.find("尚无到达"), std::string::npos) << "the SMS did arrive";
+}
+
 TEST(Certificate, ShowsEverythingAClerkNeedsAndEscapes) {
   const Fixture f = make_fixture("张三<script>alert(1)</script>");
   ASSERT_EQ(evidence::verify_parsed_bundle(f.bundle, f.pem.public_pem).ok, true);
   const std::string html = render_certificate_html(f.bundle, f.facts);
-  for (const char* must : {"<!DOCTYPE html>", "电子送达凭证", "商丘市中级人民法院", "(2026)豫14民初123号", "传票",
-                           "当事人", "+86138****5678", "受送达人主动提供的地址", "C-1", "到达受送达人系统",
-                           "2026-11-28 09:00:30（北京时间 UTC+8）", "已送达", "第三十一条第一款", "cn-olr-2021.1",
-                           "如何核验", "songda verify bundle.json --pubkey court.pub", "size: A4", "SHA-256"}) {
+  for (const char* must :
+       {"<!DOCTYPE html>", "电子送达凭证", "商丘市中级人民法院", "(2026)豫14民初123号", "传票", "当事人",
+        "+86138****5678", "受送达人主动提供的地址", "C-1", "到达受送达人系统", "2026-11-28 09:00:30（北京时间 UTC+8）",
+        "已送达", "第三十一条第一款", evidence::kRulesVersion, "如何核验",
+        "songda verify bundle.json --pubkey court.pub", "size: A4", "SHA-256"}) {
     EXPECT_NE(html.find(must), std::string::npos) << "missing: " << must;
   }
   EXPECT_EQ(html.find("<script>"), std::string::npos);
