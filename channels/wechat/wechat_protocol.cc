@@ -199,6 +199,10 @@ Result<TemplateSendJobFinish> parse_template_send_job_finish(std::string_view xm
   if (!ct) return Error::permanent("invalid_receipt", "TEMPLATESENDJOBFINISH without a numeric CreateTime");
   out.create_time = *ct;
   if (out.msg_id.empty()) return Error::permanent("invalid_receipt", "TEMPLATESENDJOBFINISH without MsgID");
+  // WeChat's msgid is a number (the send answer's "msgid"); anything else could never name a message of ours.
+  if (!all_digits(out.msg_id) || out.msg_id.size() > 20) {
+    return Error::permanent("invalid_receipt", "TEMPLATESENDJOBFINISH MsgID is not a number");
+  }
   if (out.status.empty()) return Error::permanent("invalid_receipt", "TEMPLATESENDJOBFINISH without Status");
   out.delivered = out.status == "success";
   return out;

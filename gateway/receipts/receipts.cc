@@ -19,12 +19,8 @@ namespace {
 
 // The provider's text (reason, raw body) may not be UTF-8, which JSON cannot hold: bad bytes become U+FFFD.
 nlohmann::json parked_json(const ReceiptUpdate& u) {
-  return {{"key", u.key},
-          {"channel", u.channel},
-          {"delivered", u.delivered},
-          {"reason", repair_utf8(u.reason)},
-          {"time", u.provider_time_ms},
-          {"raw", repair_utf8(u.raw)}};
+  return {{"key", repair_utf8(u.key)},       {"channel", u.channel},       {"delivered", u.delivered},
+          {"reason", repair_utf8(u.reason)}, {"time", u.provider_time_ms}, {"raw", repair_utf8(u.raw)}};
 }
 
 std::optional<ReceiptUpdate> from_parked(const std::string& text) {
@@ -169,6 +165,10 @@ void ReceiptProcessor::apply_together(const std::vector<std::shared_ptr<Push>>& 
   }
 }
 
+Result<bool> ReceiptProcessor::bind_callback(const std::string& id, const std::string& body) {
+  return store_.bind_callback(id, sha256_hex(body), 15 * 60);
+}
+
 Result<int> ReceiptProcessor::retry_parked(std::int64_t now_ms) {
   auto parked = store_.take_parked_receipts(now_ms - 1000, now_ms, 500);
   if (!parked.ok()) return parked.error();
@@ -195,6 +195,30 @@ Result<int> ReceiptProcessor::retry_parked(std::int64_t now_ms) {
 }
 
 namespace {
+
+// A real push is a few KiB (Aliyun and Tencent batch at most a few hundred reports); the HTTP server's 8 MiB limit
+// is for the API. Refused before parsing, so a large body costs no more than its own bytes.
+constexpr std::size_t kMaxCallbackBytes = 1 << 20;
+
+bool refused_as_too_large(const httplib::Request& req, httplib::Response& res) {
+  if (req.body.size() <= kMaxCallbackBytes) return false;
+  send_error(res, 413, "too_large",
+             "a receipt push is at most " + std::to_string(kMaxCallbackBytes) + " bytes; this one is " +
+                 std::to_string(req.body.size()));
+  return true;
+}
+
+// Elements of an authenticated push that do not parse: acknowledged with the rest (pushing them again would not
+// change them), but counted and logged, a few of them, not one line each.
+void log_refused(std::string_view provider, const std::vector<std::string>& rejected, ReceiptCounters& counters) {
+  if (rejected.empty()) return;
+  counters.refused.fetch_add(rejected.size());
+  std::string shown;
+  for (std::size_t i = 0; i < rejected.size() && i < 3; ++i)
+    shown += (i > 0 ? "; " : "") + mask_personal_data(rejected[i]);
+  spdlog::warn("receipts: {} element(s) of a push from {} refused (not applied): {}{}", rejected.size(), provider,
+               shown, rejected.size() > 3 ? "; ..." : "");
+}
 
 bool sms_key_ok(const httplib::Request& req, const CallbackSecrets& s) {
   return !s.sms_key.empty() && req.has_param("key") && constant_time_equal(req.get_param_value("key"), s.sms_key);
@@ -227,6 +251,7 @@ void register_callbacks(ApiServer& server, ReceiptProcessor& p, ReceiptCounters&
       spdlog::warn("callback refused: aliyun sms-report from {} without a valid key", req.remote_addr);
       return send_error(res, 401, "unauthenticated", "callback key missing or wrong");
     }
+    if (refused_as_too_large(req, res)) return;
     auto batch = sms::aliyun::parse_sms_report(req.body);
     if (!batch.ok()) return send_error(res, 400, batch.error().code, batch.error().message);
     std::vector<ReceiptUpdate> updates;
@@ -249,7 +274,7 @@ void register_callbacks(ApiServer& server, ReceiptProcessor& p, ReceiptCounters&
                   .dump();
       updates.push_back(std::move(u));
     }
-    for (const auto& bad : batch->rejected) spdlog::warn("aliyun receipt element refused: {}", bad);
+    log_refused("Aliyun", batch->rejected, counters);
     finish(res, p, updates, sms::aliyun::sms_report_ack(), "application/json; charset=utf-8");
   });
 
@@ -260,6 +285,7 @@ void register_callbacks(ApiServer& server, ReceiptProcessor& p, ReceiptCounters&
              spdlog::warn("callback refused: tencent sms-status from {} without a valid key", req.remote_addr);
              return send_error(res, 401, "unauthenticated", "callback key missing or wrong");
            }
+           if (refused_as_too_large(req, res)) return;
            auto batch = sms::tencent::parse_status_callback(req.body);
            if (!batch.ok()) return send_error(res, 400, batch.error().code, batch.error().message);
            std::vector<ReceiptUpdate> updates;
@@ -281,6 +307,7 @@ void register_callbacks(ApiServer& server, ReceiptProcessor& p, ReceiptCounters&
                   r.sid}}.dump();
              updates.push_back(std::move(u));
            }
+           log_refused("Tencent", batch->rejected, counters);
            finish(res, p, updates, sms::tencent::status_callback_ack(), "application/json; charset=utf-8");
          });
 
@@ -305,9 +332,24 @@ void register_callbacks(ApiServer& server, ReceiptProcessor& p, ReceiptCounters&
       spdlog::warn("callback refused: wechat push from {} with a bad or stale signature", req.remote_addr);
       return send_error(res, 401, "unauthenticated", "signature does not match");
     }
+    if (refused_as_too_large(req, res)) return;
+    // The signature does not cover the body: the first body a signature (its timestamp and nonce, under our one
+    // token) comes with is the only one it vouches for.
+    auto first = p.bind_callback("wechat:" + ts + ":" + req.get_param_value("nonce"), req.body);
+    if (!first.ok()) {
+      spdlog::error("receipts: {} ({}); asking WeChat to push again", first.error().message, first.error().code);
+      return send_error(res, 503, first.error().code, "temporarily unavailable; push again");
+    }
+    if (!first.value()) {
+      counters.forged.fetch_add(1);
+      spdlog::warn("callback refused: wechat push from {} reuses the signature of another push", req.remote_addr);
+      return send_error(res, 401, "unauthenticated", "this signature came with another body before");
+    }
     auto push = wechat::parse_template_send_job_finish(req.body);
     if (!push.ok()) {
-      // Other events (subscriptions, menu clicks) are not ours: acknowledge so WeChat does not retry.
+      // Other events (subscriptions, menu clicks) are not ours; a malformed job-finish push would not parse when
+      // pushed again. Either way acknowledge, so WeChat does not retry; the malformed one is logged and counted.
+      if (push.error().code != "other_event") log_refused("WeChat", {push.error().message}, counters);
       res.set_content("success", "text/plain");
       return;
     }

@@ -9,8 +9,12 @@
 //
 // Callback authentication: Aliyun and Tencent pushes carry no signature, so
 // their URLs carry a secret, ?key=<SONGDA_CALLBACK_KEY>; WeChat pushes are
-// signed with the account's callback token. Anything else gets 401 and is
-// counted (songda_callbacks_forged_total).
+// signed with the account's callback token. WeChat's signature covers only the
+// timestamp and nonce, not the body, so each signature is bound to the body it
+// first came with (Redis, 15 min): the same signature with another body is a
+// forgery. Anything else gets 401 and is counted (songda_callbacks_forged_total).
+// A push too large or with elements that do not parse is answered 400/413 or,
+// for its bad elements, logged and counted (songda_receipts_refused_total).
 //
 // Thread-safety: ReceiptProcessor is thread-safe; handlers run on HTTP threads.
 #pragma once
@@ -44,6 +48,7 @@ struct ReceiptCounters {
   std::atomic<std::uint64_t> unknown{0};        // parked: named no known delivery when they came
   std::atomic<std::uint64_t> applied_later{0};  // parked ones applied since
   std::atomic<std::uint64_t> forged{0};
+  std::atomic<std::uint64_t> refused{0};  // elements of an authenticated push that do not parse (logged)
 };
 
 // An error (Redis did not answer reading the delivery) fails the push: the provider pushes again. An exception (a bug)
@@ -68,6 +73,8 @@ class ReceiptProcessor {
   // Applies parked receipts whose delivery is known by now (up to 500 per call, each tried at most once a
   // second). Returns how many it applied.
   Result<int> retry_parked(std::int64_t now_ms);
+  // DeliveryStore::bind_callback for 15 minutes (more than a signature's freshness window either way).
+  Result<bool> bind_callback(const std::string& id, const std::string& body);
 
  private:
   struct Push;  // one caller's push waiting to be applied

@@ -777,6 +777,17 @@ Status DeliveryStore::unpark_receipts(const std::vector<std::string>& keys) {
   return ok_status();
 }
 
+Result<bool> DeliveryStore::bind_callback(const std::string& id, const std::string& body_sha256, int ttl_s) {
+  static const LuaScript s(R"LUA(
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', tonumber(ARGV[2])) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+)LUA");
+  auto r = pool_.eval(s, {"sd:cb:{" + id + "}"}, {body_sha256, std::to_string(ttl_s)});
+  if (!r.ok()) return r.error();
+  return r->integer == 1;
+}
+
 Result<long long> DeliveryStore::parked_receipt_count() {
   auto r = pool_.command({"HLEN", "sd:rcpt:parked"});
   if (!r.ok()) return r.error();

@@ -13,6 +13,7 @@
 //   sd:ev:leaves / sd:ev:hashes    list   evidence records (canonical JSON) and their leaf hashes (hex)
 //   sd:ev:dlv:{<id>}               list   evidence leaf indexes of one delivery
 //   sd:bc:{<broadcast>}:counts     hash   status -> deliveries of a broadcast (its deliveries carry field bcast)
+//   sd:cb:{<provider>:<ts>:<nonce>} string SHA-256 of the body a signed callback first came with (TTL 15 min)
 //
 // Statuses only move forward: ACCEPTED < SENT < DELIVERED < READ < ACKNOWLEDGED;
 // FAILED only from ACCEPTED or SENT. A repeated update is a no-op.
@@ -152,6 +153,10 @@ class DeliveryStore {
   Result<std::vector<std::pair<std::string, std::string>>> take_parked_receipts(std::int64_t tried_before_ms,
                                                                                 std::int64_t now_ms, int limit);
   Status unpark_receipts(const std::vector<std::string>& keys);
+  // Binds a signed callback's signature (`id`) to the digest of the body it first came with, for ttl_s seconds:
+  // true when `id` is new or came with this body before (a provider's retry), false for another body (a forged
+  // push reusing a captured signature that does not cover the body). One round trip.
+  Result<bool> bind_callback(const std::string& id, const std::string& body_sha256, int ttl_s);
   Result<long long> parked_receipt_count();
 
   // Appends evidence leaves on their own (e.g. FALLBACK records after a timer fired).

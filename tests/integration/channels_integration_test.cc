@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "channels/wechat/wechat_protocol.h"
 #include "gateway/app/app.h"
 #include "gateway/core/text.h"
 #include "simulator/simulator.h"
@@ -223,6 +224,76 @@ TEST_F(ChannelsTest, ForgedAndUnauthenticatedReceiptsAreRefusedAndCounted) {
   auto parked = app_->store().parked_receipt_count();
   ASSERT_TRUE(parked.ok());
   EXPECT_EQ(parked.value(), 1);
+}
+
+// WeChat's signature covers the timestamp and nonce, not the body. Before, a signature captured from one genuine
+// push (a proxy log, say) could carry any receipt for 5 minutes: "delivered" for any message, at any time. Now the
+// first body a signature comes with is the only one it vouches for; WeChat's own retry of that push still passes.
+TEST_F(ChannelsTest, AWechatSignatureVouchesOnlyForTheBodyItFirstCameWith) {
+  start();
+  httplib::Client cli("127.0.0.1", app_->http().port());
+  const std::string ts = std::to_string(now_unix_ms() / 1000);
+  const std::string query =
+      "/callbacks/wechat?signature=" + wechat::callback_signature(sim::kDefaultWechatCallbackToken, ts, "4815162342") +
+      "&timestamp=" + ts + "&nonce=4815162342";
+  const auto job_finish = [&](const std::string& msg_id, const std::string& status) {
+    return "<xml><ToUserName><![CDATA[gh_court]]></ToUserName><FromUserName><![CDATA[oParty]]></FromUserName>"
+           "<CreateTime>" +
+           ts +
+           "</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event>"
+           "<MsgID>" +
+           msg_id + "</MsgID><Status><![CDATA[" + status + "]]></Status></xml>";
+  };
+  const std::string genuine = job_finish("3000000001", "failed:user block");
+  auto first = cli.Post(query, genuine, "text/xml");
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status, 200) << first->body;
+  auto retried = cli.Post(query, genuine, "text/xml");  // WeChat pushes again when it misses our answer
+  ASSERT_TRUE(retried);
+  EXPECT_EQ(retried->status, 200) << retried->body;
+  auto forged = cli.Post(query, job_finish("3000000002", "success"), "text/xml");
+  ASSERT_TRUE(forged);
+  EXPECT_EQ(forged->status, 401);
+  EXPECT_NE(forged->body.find("another body"), std::string::npos) << forged->body;
+  EXPECT_EQ(app_->receipt_counters().forged.load(), 1u);
+  EXPECT_EQ(app_->receipt_counters().received.load(), 2u) << "the forged push was applied";
+  EXPECT_EQ(app_->store().parked_receipt_count().value(), 1) << "only the genuine receipt waits for its message";
+
+  // A signed job-finish push that names no message id is acknowledged (pushing it again would not mend it), but
+  // counted and not applied or parked.
+  const std::string ts2 = std::to_string(now_unix_ms() / 1000);
+  auto odd = cli.Post(
+      "/callbacks/wechat?signature=" + wechat::callback_signature(sim::kDefaultWechatCallbackToken, ts2, "777") +
+          "&timestamp=" + ts2 + "&nonce=777",
+      job_finish("not-a-number", "success"), "text/xml");
+  ASSERT_TRUE(odd);
+  EXPECT_EQ(odd->status, 200);
+  EXPECT_EQ(app_->receipt_counters().refused.load(), 1u);
+  EXPECT_EQ(app_->store().parked_receipt_count().value(), 1);
+}
+
+// A push far larger than any provider sends is refused before it is parsed, and the elements of a push that do not
+// parse are counted (songda_receipts_refused_total), not dropped without a trace.
+TEST_F(ChannelsTest, OversizedPushesAreRefusedAndMalformedElementsCounted) {
+  start();
+  httplib::Client cli("127.0.0.1", app_->http().port());
+  const std::string key = "?key=" + std::string(sim::kDefaultCallbackKey);
+  std::string huge = "[";
+  for (int i = 0; i < 600'000; ++i) huge += "0,";  // 1.2 MB
+  huge += "0]";
+  auto big = cli.Post("/callbacks/aliyun/sms-report" + key, huge, "application/json");
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->status, 413);
+  EXPECT_NE(big->body.find("too_large"), std::string::npos) << big->body;
+
+  const std::string tencent =
+      R"([{"user_receive_time":"2026-11-28 09:00:01","nationcode":"86","mobile":"13800000001","report_status":"SUCCESS","errmsg":"DELIVRD","description":"ok","sid":"s-1"},)"
+      R"({"user_receive_time":"yesterday","nationcode":"86","mobile":"13800000002","report_status":"SUCCESS","errmsg":"DELIVRD","description":"ok","sid":"s-2"}])";
+  auto mixed = cli.Post("/callbacks/tencent/sms-status" + key, tencent, "application/json");
+  ASSERT_TRUE(mixed);
+  EXPECT_EQ(mixed->status, 200) << mixed->body;
+  EXPECT_EQ(app_->receipt_counters().refused.load(), 1u);
+  EXPECT_EQ(app_->receipt_counters().received.load(), 1u);
 }
 
 }  // namespace

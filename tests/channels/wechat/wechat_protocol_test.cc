@@ -117,6 +117,18 @@ TEST(WechatPush, AcceptsPlainTextAndWhitespace) {
   EXPECT_EQ(p->to_user_name, "gh_1");
 }
 
+// A MsgID that is not a number could never name one of our messages (the send answer's msgid is one); bytes that
+// are not UTF-8 there used to make parking the receipt throw.
+TEST(WechatPush, AMsgIdThatIsNotANumberIsRefused) {
+  for (const std::string& id : std::vector<std::string>{"abc", "12\xff", "-1", "1 2", std::string(21, '9')}) {
+    const auto p = parse_template_send_job_finish(
+        "<xml><CreateTime>1</CreateTime><MsgType>event</MsgType><Event>TEMPLATESENDJOBFINISH</Event><MsgID>" + id +
+        "</MsgID><Status>success</Status></xml>");
+    ASSERT_FALSE(p.ok()) << id;
+    EXPECT_EQ(p.error().code, "invalid_receipt") << id;
+  }
+}
+
 TEST(WechatPush, OtherEventsAreToldApart) {
   const auto p = parse_template_send_job_finish(
       "<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o_2]]></FromUserName>"
