@@ -105,8 +105,10 @@ std::string beijing_minute(std::int64_t unix_ms) {
   return t.substr(0, 10) + " " + t.substr(11, 5) + "（北京时间）";
 }
 
-std::string render_party_page(const PartyNotice& n) {
-  const std::string base = "/r/" + n.token;
+namespace {
+
+// The head of the page and the notice's header: court, title, case number, recipient (all escaped).
+std::string notice_header(const PartyNotice& n) {
   std::string h = page_head(n.title.empty() ? "法院送达通知" : n.title);
   h += "<main class=\"card\">\n";
   h += "<p class=\"court\">" + html_escape(n.court_name) + "</p>\n";
@@ -114,6 +116,14 @@ std::string render_party_page(const PartyNotice& n) {
   h += "<dl class=\"facts\">\n<dt>案号</dt><dd>" + html_escape(n.case_number) + "</dd>\n";
   if (!n.recipient_name.empty()) h += "<dt>受送达人</dt><dd>" + html_escape(n.recipient_name) + "</dd>\n";
   h += "</dl>\n";
+  return h;
+}
+
+}  // namespace
+
+std::string render_party_page(const PartyNotice& n) {
+  const std::string base = "/r/" + n.token;
+  std::string h = notice_header(n);
   const std::string text = strip_links(n.text);
   if (!text.empty()) h += "<div class=\"text\">" + html_escape(text) + "</div>\n";
   h += "<section class=\"document\">\n<h2>送达文书</h2>\n";
@@ -149,6 +159,24 @@ std::string render_party_page(const PartyNotice& n) {
   h += "</main>\n<script src=\"/assets/party.js\"></script>\n";
   h += kPageFoot;
   return h;
+}
+
+std::string render_party_landing(const PartyNotice& n) {
+  const std::string base = "/r/" + n.token;
+  std::string h = notice_header(n);
+  h += "<section class=\"open\">\n";
+  h += "<p>您有一份法院送达通知。点击下方按钮查看通知内容及送达文书；查看将被记录，作为送达证据。</p>\n";
+  h += "<form method=\"post\" action=\"" + html_escape(base) +
+       "/open\" id=\"open-form\">\n<button type=\"submit\" class=\"button primary\" id=\"open\">查看通知</button>\n"
+       "</form>\n</section>\n";
+  h += "<p class=\"footnote\">本页面由法院电子送达系统提供。仅在您点击「查看通知」后才记录为已阅读。</p>\n";
+  h += "</main>\n";
+  h += kPageFoot;
+  return h;
+}
+
+bool party_notice_opened(std::string_view status) {
+  return status == "READ" || status == "ACKNOWLEDGED" || status == "FAILED" || status == "CANCELLED";
 }
 
 std::string sse_message(std::string_view event, std::string_view data) {

@@ -56,6 +56,13 @@ struct PartyNotice {
   std::int64_t acknowledged_ms = 0;  // > 0: when the recipient pressed 「确认收到」
 };
 std::string render_party_page(const PartyNotice& n);
+// What a link shows before the recipient opens it: court, title, case number and one button 「查看通知」 (POST
+// …/open, id "open") that records READ and shows the notice. Nothing of the notice's content or document, so a
+// link scanner or preview bot that fetches the link neither sees the notice nor makes a READ it did not make.
+std::string render_party_landing(const PartyNotice& n);
+// Whether a link shows the whole notice on GET: once it was opened (READ or ACKNOWLEDGED), or when its delivery
+// ended FAILED/CANCELLED (nothing more can be recorded on it). Before that, GET shows the landing.
+bool party_notice_opened(std::string_view status);
 
 // Removes every party link ("http(s)://…/r/<token>") from a message text: the page already is that link.
 std::string strip_links(std::string text);

@@ -326,29 +326,45 @@ void WebService::register_routes() {
     return std::move(*v.value());
   };
 
-  s.Get(R"(/r/([A-Za-z0-9_.-]+))", [this, party](const httplib::Request& req, httplib::Response& res) {
-    auto v = party(req, res);
-    if (!v) return;
-    if (!is_prefetch(req)) {
-      auto r = record_open(*v, client_of(req), now_unix_ms());
-      if (!r.ok()) {
-        spdlog::warn("party page: READ of {} not recorded: {}", v->delivery.id, r.error().message);
-        return send_page(res, store_error_page());  // no page without its evidence
-      }
-    }
+  const auto notice_of = [this](const httplib::Request& req, const DeliveryView& v) {
     PartyNotice n;
     n.token = req.matches[1];
-    n.court_name = v->delivery.court_name;
-    n.case_number = v->delivery.case_number;
-    n.title = v->delivery.title;
-    n.text = v->delivery.text;
-    n.recipient_name = v->delivery.recipient_name;
-    n.event_type = v->delivery.event_type;
-    n.document = v->delivery.document;
+    n.court_name = v.delivery.court_name;
+    n.case_number = v.delivery.case_number;
+    n.title = v.delivery.title;
+    n.text = v.delivery.text;
+    n.recipient_name = v.delivery.recipient_name;
+    n.event_type = v.delivery.event_type;
+    n.document = v.delivery.document;
     n.document_available = n.document && documents_.has(*n.document);
-    n.status = v->status;
-    n.acknowledged_ms = acknowledged_at(*v);
+    n.status = v.status;
+    n.acknowledged_ms = acknowledged_at(v);
+    return n;
+  };
+
+  // GET records nothing: mail scanners, link checkers and chat previews fetch links as plain GETs, and a READ
+  // from them would start the recipient's service date (an obtained address is presumed served on READ). Until
+  // the recipient opens it, the link shows a landing page whose one button POSTs …/open.
+  s.Get(R"(/r/([A-Za-z0-9_.-]+))", [party, notice_of](const httplib::Request& req, httplib::Response& res) {
+    auto v = party(req, res);
+    if (!v) return;
+    const PartyNotice n = notice_of(req, *v);
+    if (!party_notice_opened(v->status)) return send_page(res, Page{200, render_party_landing(n)});
     send_page(res, Page{200, render_party_page(n)});
+  });
+
+  s.Post(R"(/r/([A-Za-z0-9_.-]+)/open)", [this, party, notice_of](const httplib::Request& req, httplib::Response& res) {
+    auto v = party(req, res);
+    if (!v) return;
+    auto r = record_open(*v, client_of(req), now_unix_ms());
+    if (!r.ok()) {
+      spdlog::warn("party page: READ of {} not recorded: {}", v->delivery.id, r.error().message);
+      return send_page(res, store_error_page());  // no notice without its evidence
+    }
+    // Shown here rather than redirected to the GET: a delivery that ended FAILED records no READ, and its GET would
+    // show the landing again.
+    res.set_header("Referrer-Policy", "no-referrer");
+    send_page(res, Page{200, render_party_page(notice_of(req, *v))});
   });
 
   s.Get(R"(/r/([A-Za-z0-9_.-]+)/document)", [this, party](const httplib::Request& req, httplib::Response& res) {
@@ -356,6 +372,13 @@ void WebService::register_routes() {
     if (!v) return;
     const Delivery& d = v->delivery;
     if (!d.document) return send_page(res, message_page(404, "没有文书", "本通知没有附带文书。"));
+    // Not before the notice was opened (the landing page has no link here), and never to a prefetch: a document
+    // is only served with its RETRIEVED record.
+    if (!party_notice_opened(v->status)) return res.set_redirect("/r/" + std::string(req.matches[1]), 303);
+    if (is_prefetch(req)) {
+      res.status = 204;
+      return;
+    }
     auto doc = documents_.load(*d.document);
     if (!doc.ok()) {
       spdlog::warn("party document {} of {}: {} ({})", d.document->id, d.id, doc.error().message, doc.error().code);
@@ -363,7 +386,7 @@ void WebService::register_routes() {
     }
     const std::int64_t now = now_unix_ms();
     const std::string client = client_of(req);
-    if (!is_prefetch(req)) {
+    {
       auto opened = record_open(*v, client, now);
       auto got = opened.ok() ? store_.advance_status(
                                    d.id, "", "document downloaded, SHA-256 " + doc->sha256_hex, now,

@@ -12,9 +12,16 @@
 //   POST /v1/inbox/{app_user}/link        operator only: a signed 24-hour URL of that user's inbox page
 //   GET  /app/inbox?token=                the in-app inbox page (mobile)
 //   GET  /app/inbox/events?token=         SSE of the inbox; /app/inbox/messages?token= the same as JSON
-//   GET  /r/{token}                       the notice: records READ (first time only)
-//   GET  /r/{token}/document              the document's bytes: records RETRIEVED with the SHA-256 served
+//   GET  /r/{token}                       records nothing: a landing page (court, title, case number, one
+//                                         button 「查看通知」) until the notice was opened, then the notice
+//   POST /r/{token}/open                  that button: records READ (first time only) and shows the notice
+//   GET  /r/{token}/document              the document's bytes, once opened: records RETRIEVED with the SHA-256
+//                                         served (before: 303 to the landing; a prefetch: 204, nothing served)
 //   POST /r/{token}/ack                   「确认收到」: records ACKNOWLEDGED, then 303 back to the notice
+//
+// Why GET records nothing: link scanners, mail security gateways and chat previews fetch links as plain GETs,
+// and a READ made by one would start the recipient's service date (an obtained address is presumed served on
+// READ, OLR 2021 Art. 31 ¶2). Only a person's press of a button is taken as opening the notice.
 //
 // An expired token gets a Chinese page with 410, a forged or malformed one 403; neither writes evidence.
 // Evidence is written before the bytes are served: a party never gets a document the log does not show.

@@ -8,8 +8,8 @@
 //      state), and watches the deliveries arrive and the SMS turn 已送达 (DELIVERED) and then 已阅读 (READ)
 //      when the party opens the link, without reloading;
 //   2. the clerk opens the 电子送达凭证 and prints it;
-//   3. the party opens the link from the SMS on a phone, downloads the document (its bytes hash to the
-//      event's sha256) and presses 「确认收到」; /v1/deliveries/{id} and the proof bundle show READ,
+//   3. the party opens the link from the SMS on a phone (a landing page that records nothing), presses
+//      「查看通知」 (READ), downloads the document (its bytes hash to the event's sha256) and presses 「确认收到」; /v1/deliveries/{id} and the proof bundle show READ,
 //      RETRIEVED (with the hash served) and ACKNOWLEDGED;
 //   4. an expired link gets 410 and a forged one 403, a clear page each, and no evidence;
 //   5. the in-app inbox page shows the message arrive and turn read, live;
@@ -287,8 +287,17 @@ async function main() {
 
     const party = await phone.newPage();
     await party.goto(smsLink);
+    // What a link scanner also gets: who it is from, and one button; opening the link records nothing.
     await party.locator('h1', { hasText: '民事裁定书' }).waitFor();
     await party.locator('text=' + caseNumber).first().waitFor();
+    need(await party.locator('#open').isVisible(), 'the 查看通知 button is there');
+    need(await party.locator('#ack').count() === 0 && await party.locator('#open-document').count() === 0,
+      'neither the document nor 确认收到 before the notice is opened');
+    await party.screenshot({ path: path.join(ARTIFACTS, '04a-party-landing.png'), fullPage: true });
+    const landed = (await api('/v1/deliveries/' + smsId)).json;
+    need(landed.status === 'DELIVERED' && landed.evidence_indexes.length === before.evidence_indexes.length,
+      'loading the link recorded nothing (status ' + landed.status + ')');
+    await party.click('#open');
     need(await party.locator('#ack').isVisible(), 'the 确认收到 button is there');
     await party.screenshot({ path: path.join(ARTIFACTS, '04-party-notice.png'), fullPage: true });
 
@@ -390,6 +399,7 @@ async function main() {
     const href = await item.getAttribute('href');
     const opened = await phone.newPage();
     await opened.goto(base + href);
+    await opened.click('#open');
     await opened.locator('#ack').waitFor();
     await inbox.locator(`li.message[data-id="${inappId}"]:not(.unread)`).waitFor({ timeout: STEP_TIMEOUT });
     need(await inbox.locator('#unread').isHidden(), 'no unread count left');

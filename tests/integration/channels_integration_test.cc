@@ -4,10 +4,13 @@
 #include <httplib.h>
 
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "channels/wechat/wechat_protocol.h"
 #include "gateway/app/app.h"
+#include "gateway/core/crypto.h"
+#include "gateway/core/link.h"
 #include "gateway/core/text.h"
 #include "simulator/simulator.h"
 #include "tests/support/kafka_util.h"
@@ -65,8 +68,7 @@ class ChannelsTest : public ::testing::Test {
     if (sim_) sim_->stop();
   }
 
-  void start() {
-    AppOptions opts;
+  void start(AppOptions opts = {}) {
     opts.ephemeral_evidence_key = true;
     app_ = std::make_unique<App>(config_, opts);
     app_->start();
@@ -294,6 +296,70 @@ TEST_F(ChannelsTest, OversizedPushesAreRefusedAndMalformedElementsCounted) {
   EXPECT_EQ(mixed->status, 200) << mixed->body;
   EXPECT_EQ(app_->receipt_counters().refused.load(), 1u);
   EXPECT_EQ(app_->receipt_counters().received.load(), 1u);
+}
+
+// Mail scanners, link checkers and chat previews fetch links as plain GETs. Before, such a GET of a party link
+// recorded READ, which starts the service date of an obtained address (presumed served on READ). Now a GET records
+// nothing and shows a landing page; READ is recorded when the person presses 「查看通知」 (POST …/open), and the
+// document is served, with its RETRIEVED record, only after that and never to a prefetch.
+TEST_F(ChannelsTest, APartyLinkRecordsReadOnlyWhenThePersonOpensIt) {
+  const std::string pdf = "%PDF-1.7 传票 (2026)豫14民初401号";
+  const auto dir = std::filesystem::temp_directory_path() / ("songda-docs-" + std::to_string(now_unix_ms()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / sha256_hex(pdf), std::ios::binary) << pdf;
+  AppOptions opts;
+  opts.link_secret = "party-link-secret-for-this-test";
+  opts.document_dir = dir.string();
+  start(opts);
+  auto event = summons("link-1", 401, false, false, false);
+  event["document"]["sha256"] = sha256_hex(pdf);
+  publish({event});
+  const std::string id = delivery_id("link-1", "P1", "sms");
+  ASSERT_EQ(wait_for(id, {"DELIVERED"}).status, "DELIVERED");
+  const auto evidence = [&] { return app_->store().get_delivery(id).value()->evidence_indexes.size(); };
+  const std::size_t delivered_evidence = evidence();
+
+  httplib::Client cli("127.0.0.1", app_->http().port());
+  const std::string link = "/r/" + sign_link_token(opts.link_secret, id, now_unix_ms() / 1000 + 3600);
+  auto landing = cli.Get(link);  // what a link scanner gets
+  ASSERT_TRUE(landing);
+  EXPECT_EQ(landing->status, 200);
+  EXPECT_NE(landing->body.find("id=\"open\""), std::string::npos) << landing->body;
+  EXPECT_EQ(landing->body.find("/document"), std::string::npos) << "no document link before the notice is opened";
+  EXPECT_EQ(landing->body.find("第三法庭"), std::string::npos) << "no notice text before it is opened";
+  auto early = cli.Get(link + "/document");
+  ASSERT_TRUE(early);
+  EXPECT_EQ(early->status, 303);
+  EXPECT_EQ(early->get_header_value("Location"), link);
+  EXPECT_EQ(wait_for(id, {"DELIVERED"}).status, "DELIVERED");
+  EXPECT_EQ(evidence(), delivered_evidence) << "a GET made evidence";
+
+  auto opened = cli.Post(link + "/open", "", "application/x-www-form-urlencoded");  // the person's press
+  ASSERT_TRUE(opened);
+  EXPECT_EQ(opened->status, 200);
+  EXPECT_NE(opened->body.find("id=\"ack\""), std::string::npos);
+  EXPECT_NE(opened->body.find(link + "/document"), std::string::npos);
+  EXPECT_NE(opened->body.find("第三法庭"), std::string::npos) << "the notice text is shown once opened";
+  auto read = app_->store().get_delivery(id).value();
+  EXPECT_EQ(read->status, "READ");
+  EXPECT_EQ(read->evidence_indexes.size(), delivered_evidence + 1);
+
+  auto prefetched = cli.Get(link + "/document", {{"Sec-Purpose", "prefetch"}});
+  ASSERT_TRUE(prefetched);
+  EXPECT_EQ(prefetched->status, 204);
+  EXPECT_TRUE(prefetched->body.empty()) << "a prefetch got the document without its RETRIEVED record";
+  EXPECT_EQ(evidence(), delivered_evidence + 1);
+  auto doc = cli.Get(link + "/document");
+  ASSERT_TRUE(doc);
+  EXPECT_EQ(doc->status, 200);
+  EXPECT_EQ(doc->body, pdf);
+  EXPECT_EQ(doc->get_header_value("X-Document-SHA256"), sha256_hex(pdf));
+  EXPECT_EQ(evidence(), delivered_evidence + 2);
+  auto again = cli.Get(link);  // once opened, the link shows the notice; nothing more is recorded
+  ASSERT_TRUE(again);
+  EXPECT_NE(again->body.find("id=\"ack\""), std::string::npos);
+  EXPECT_EQ(evidence(), delivered_evidence + 2);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

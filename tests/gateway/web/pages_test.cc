@@ -84,6 +84,26 @@ TEST(PartyPage, ShowsNoticeDocumentAndAckButtonEscaped) {
   EXPECT_EQ(html.find("https://"), std::string::npos) << "no external URL on the page";
 }
 
+// What a link scanner gets: who it is from and for, and one button; none of the notice or its document.
+TEST(PartyPage, TheLandingShowsOnlyTheHeaderAndTheOpenButtonEscaped) {
+  const auto html = render_party_landing(notice());
+  EXPECT_EQ(html.find("<script>alert"), std::string::npos);
+  EXPECT_NE(html.find("传票&lt;script&gt;"), std::string::npos);
+  EXPECT_NE(html.find("(2026)豫14民初123号"), std::string::npos);
+  EXPECT_NE(html.find("商丘市中级人民法院"), std::string::npos);
+  EXPECT_NE(html.find("<form method=\"post\" action=\"/r/TOKEN.MAC/open\""), std::string::npos);
+  EXPECT_NE(html.find("id=\"open\""), std::string::npos);
+  EXPECT_EQ(html.find("请于2026-12-10到庭"), std::string::npos) << "the notice text is on the landing";
+  EXPECT_EQ(html.find("/document"), std::string::npos);
+  EXPECT_EQ(html.find("/ack"), std::string::npos);
+  EXPECT_EQ(html.find(std::string(64, 'a')), std::string::npos);
+}
+
+TEST(PartyPage, ANoticeIsShownOnGetOnceOpenedOrWhenItsDeliveryEnded) {
+  for (const char* s : {"READ", "ACKNOWLEDGED", "FAILED", "CANCELLED"}) EXPECT_TRUE(party_notice_opened(s)) << s;
+  for (const char* s : {"ACCEPTED", "SENT", "DELIVERED", ""}) EXPECT_FALSE(party_notice_opened(s)) << s;
+}
+
 TEST(PartyPage, AcknowledgedHasNoButtonAndSaysWhen) {
   auto n = notice();
   n.status = "ACKNOWLEDGED";
