@@ -35,13 +35,12 @@ App::App(Config config, AppOptions options) : config_(std::move(config)), option
   if (options_.schema_path.empty()) options_.schema_path = EventValidator::default_schema_path();
   if (options_.link_secret.empty()) {
     const char* s = std::getenv("SONGDA_LINK_SECRET");
-    if (s != nullptr && std::string(s).size() >= 16) {
-      options_.link_secret = s;
-    } else {
-      spdlog::warn(
-          "SONGDA_LINK_SECRET is not set (or shorter than 16 characters): party links are signed with a "
-          "random key and stop working when this process restarts");
+    if (options_.ephemeral_evidence_key && (s == nullptr || std::string_view(s).size() < 16)) {
+      // The demo and in-process tests: links live as long as this process, like its evidence key.
+      spdlog::warn("SONGDA_LINK_SECRET is not set: party links are signed with a key made for this process");
       options_.link_secret = random_bytes(32);
+    } else {
+      options_.link_secret = link_secret_from_environment(std::getenv);
     }
   }
   auto ep = parse_redis_url(config_.redis.url);

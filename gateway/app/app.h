@@ -48,7 +48,8 @@ class WebService;
 struct AppOptions {
   std::string schema_path;  // default: the source tree's schema
   bool consume = true;      // false: no Kafka consumer (HTTP and dispatch only)
-  std::string link_secret;  // default: SONGDA_LINK_SECRET, else a random per-process secret (links die on restart)
+  std::string
+      link_secret;  // default: SONGDA_LINK_SECRET (required; a per-process key only with ephemeral_evidence_key)
   // Demo and in-process tests only: without SONGDA_EVIDENCE_KEY_FILE / SONGDA_EVIDENCE_SALT, sign the evidence log
   // with a key made for this process (its public key is served at /v1/evidence/public-key). `songda run` never does.
   bool ephemeral_evidence_key = false;

@@ -33,4 +33,15 @@ Result<LinkClaims> verify_link_token(const std::string& secret, const std::strin
   return claims;
 }
 
+std::string link_secret_from_environment(const std::function<const char*(const char*)>& getenv) {
+  const char* secret = getenv("SONGDA_LINK_SECRET");
+  if (secret == nullptr || std::string_view(secret).size() < 16) {
+    throw StartupError(
+        "SONGDA_LINK_SECRET is unset or shorter than 16 bytes; it signs the party links (/r/{token}) in every message. "
+        "Hint: generate one with `openssl rand -hex 32`, give every instance the same one and keep it: links "
+        "already sent are checked with it for 90 days");
+  }
+  return secret;
+}
+
 }  // namespace songda

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "gateway/core/result.h"
@@ -20,5 +21,9 @@ struct LinkClaims {
 std::string sign_link_token(const std::string& secret, const std::string& delivery_id, std::int64_t expires_unix_s);
 // Error codes: link_malformed, link_forged, link_expired.
 Result<LinkClaims> verify_link_token(const std::string& secret, const std::string& token, std::int64_t now_unix_s);
+
+// SONGDA_LINK_SECRET (16+ bytes). Throws StartupError with a hint when it is unset or shorter: links signed with
+// a key made up at start-up would all be refused as forged after a restart, or by another instance.
+std::string link_secret_from_environment(const std::function<const char*(const char*)>& getenv);
 
 }  // namespace songda

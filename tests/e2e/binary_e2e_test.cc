@@ -966,6 +966,17 @@ TEST_F(BinaryE2eTest, BadConfigFailsFastWithPosition) {
   ASSERT_TRUE(mst.has_value());
   EXPECT_TRUE(WIFEXITED(*mst) && WEXITSTATUS(*mst) != 0) << e2e::describe_wait_status(*mst);
   EXPECT_NE(e2e::read_file(gone.err_path()).find(missing), std::string::npos) << e2e::read_file(gone.err_path());
+
+  // No SONGDA_LINK_SECRET: refused with the hint, rather than signing links with a key that dies with the process.
+  ChildProcess& unsigned_links =
+      spawn({SONGDA_BINARY, "run", "--config", std::string(SONGDA_SOURCE_DIR) + "/config/gateway.yaml"},
+            {{"SONGDA_KAFKA_BROKERS", brokers_}, {"SONGDA_REDIS_URL", redis_url_with_db(redis_base_, 14)}},
+            "run-no-link", true);
+  const auto lst = unsigned_links.wait_exit(15s);
+  ASSERT_TRUE(lst.has_value()) << "songda run without SONGDA_LINK_SECRET kept running";
+  EXPECT_TRUE(WIFEXITED(*lst) && WEXITSTATUS(*lst) != 0) << e2e::describe_wait_status(*lst);
+  EXPECT_NE(e2e::read_file(unsigned_links.err_path()).find("SONGDA_LINK_SECRET is unset"), std::string::npos)
+      << e2e::read_file(unsigned_links.err_path());
 }
 
 TEST_F(BinaryE2eTest, RedisDownThenBackLosesNothing) {

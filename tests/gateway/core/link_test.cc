@@ -141,5 +141,23 @@ TEST(LinkToken, SignedPayloadWithoutExpiryIsMalformed) {
   }
 }
 
+// Before, `songda run` without the secret signed links with a key made at start-up: after a restart, or on another
+// instance, every link already sent was refused as 「此链接不是法院签发的有效送达链接」.
+TEST(LinkSecret, SongdaRunNeedsOneFromTheEnvironment) {
+  const auto env = [](const char* v) {
+    return [v](const char* name) { return std::string_view(name) == "SONGDA_LINK_SECRET" ? v : nullptr; };
+  };
+  for (const char* missing : {static_cast<const char*>(nullptr), "", "fifteen-bytes-."}) {
+    try {
+      (void)link_secret_from_environment(env(missing));
+      FAIL() << "accepted " << (missing == nullptr ? "no secret" : missing);
+    } catch (const StartupError& e) {
+      EXPECT_NE(std::string(e.what()).find("SONGDA_LINK_SECRET"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("Hint:"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(link_secret_from_environment(env("sixteen-bytes-ok")), "sixteen-bytes-ok");
+}
+
 }  // namespace
 }  // namespace songda
