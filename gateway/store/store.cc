@@ -50,8 +50,11 @@ local function advance(dk, status, now, detail, extra, h)
   if cur == status then return false end
   if status == 'FAILED' or status == 'CANCELLED' then
     if cur ~= 'ACCEPTED' and (cur ~= 'SENT' or status == 'CANCELLED') then return false end
+  elseif cur == 'FAILED' then
+    -- only the recipient's own act: opening or acknowledging shows the message reached them after all
+    if status ~= 'READ' and status ~= 'ACKNOWLEDGED' then return false end
   else
-    if cur == 'FAILED' or cur == 'CANCELLED' or RANK[cur] == nil or RANK[status] == nil or RANK[status] < RANK[cur] then return false end
+    if cur == 'CANCELLED' or RANK[cur] == nil or RANK[status] == nil or RANK[status] < RANK[cur] then return false end
   end
   -- the status and the extra fields in one HSET (empty extras are not written)
   local fields = {'status', status, 'updated_at', now}

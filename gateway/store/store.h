@@ -16,7 +16,8 @@
 //   sd:cb:{<provider>:<ts>:<nonce>} string SHA-256 of the body a signed callback first came with (TTL 15 min)
 //
 // Statuses only move forward: ACCEPTED < SENT < DELIVERED < READ < ACKNOWLEDGED;
-// FAILED only from ACCEPTED or SENT. A repeated update is a no-op.
+// FAILED only from ACCEPTED or SENT; from FAILED only to READ or ACKNOWLEDGED (the recipient opened or
+// acknowledged it: a carrier's failure report is not the last word over that). A repeated update is a no-op.
 //
 // Thread-safety: all methods are thread-safe (each uses its own pooled connection).
 #pragma once

@@ -176,7 +176,7 @@ std::string render_party_landing(const PartyNotice& n) {
 }
 
 bool party_notice_opened(std::string_view status) {
-  return status == "READ" || status == "ACKNOWLEDGED" || status == "FAILED" || status == "CANCELLED";
+  return status == "READ" || status == "ACKNOWLEDGED" || status == "CANCELLED";
 }
 
 std::string sse_message(std::string_view event, std::string_view data) {

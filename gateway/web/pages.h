@@ -61,7 +61,8 @@ std::string render_party_page(const PartyNotice& n);
 // link scanner or preview bot that fetches the link neither sees the notice nor makes a READ it did not make.
 std::string render_party_landing(const PartyNotice& n);
 // Whether a link shows the whole notice on GET: once it was opened (READ or ACKNOWLEDGED), or when its delivery
-// ended FAILED/CANCELLED (nothing more can be recorded on it). Before that, GET shows the landing.
+// was CANCELLED (nothing can be recorded on it). Before that, GET shows the landing; a FAILED delivery too, since
+// the recipient opening it records READ all the same.
 bool party_notice_opened(std::string_view status);
 
 // Removes every party link ("http(s)://…/r/<token>") from a message text: the page already is that link.

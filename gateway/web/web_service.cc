@@ -361,8 +361,8 @@ void WebService::register_routes() {
       spdlog::warn("party page: READ of {} not recorded: {}", v->delivery.id, r.error().message);
       return send_page(res, store_error_page());  // no notice without its evidence
     }
-    // Shown here rather than redirected to the GET: a delivery that ended FAILED records no READ, and its GET would
-    // show the landing again.
+    // Shown here rather than redirected to the GET: a CANCELLED delivery records no READ, and a READ that lost a
+    // race is not worth a second request.
     res.set_header("Referrer-Policy", "no-referrer");
     send_page(res, Page{200, render_party_page(notice_of(req, *v))});
   });

@@ -81,6 +81,31 @@ TEST_F(AdvanceStatus, ReadOnceRetrievedOnceThenAcknowledged) {
   EXPECT_EQ(history(), (std::vector<std::string>{"ACCEPTED", "READ", "RETRIEVED", "ACKNOWLEDGED"}));
 }
 
+// A carrier's failure report can be wrong (a false negative, or a send that timed out but went through). Before,
+// the recipient opening the link and pressing 「确认收到」 on a FAILED delivery recorded nothing while the page
+// said nothing of it; now their own act moves it on, with its evidence. A receipt still cannot.
+TEST_F(AdvanceStatus, TheRecipientsOwnActMovesAFailedDeliveryOnAndAReceiptDoesNot) {
+  ASSERT_TRUE(store_->advance_status(d_.id, "FAILED", "carrier: UNDELIV", 1500, {}).value());
+  EXPECT_FALSE(store_->advance_status(d_.id, "DELIVERED", "late receipt", 1600, {}).value());
+  EXPECT_FALSE(store_->advance_status(d_.id, "SENT", "x", 1700, {}).value());
+  auto r = store_->advance_status(d_.id, "READ", "link opened", 2000, ledger::link_read_evidence(d_, 2000, "agent"));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(r.value());
+  EXPECT_TRUE(
+      store_->advance_status(d_.id, "ACKNOWLEDGED", "确认收到", 3000, ledger::acknowledged_evidence(d_, 3000, "agent"))
+          .value());
+  EXPECT_EQ(store_->get_delivery(d_.id).value()->status, "ACKNOWLEDGED");
+  EXPECT_EQ(evidence(), 2U);
+  EXPECT_EQ(history(), (std::vector<std::string>{"ACCEPTED", "FAILED", "READ", "ACKNOWLEDGED"}));
+}
+
+TEST_F(AdvanceStatus, ACancelledDeliveryStaysCancelled) {
+  ASSERT_TRUE(store_->advance_status(d_.id, "CANCELLED", "broadcast cancelled", 1500, {}).value());
+  EXPECT_FALSE(store_->advance_status(d_.id, "READ", "link opened", 2000, {}).value());
+  EXPECT_FALSE(store_->advance_status(d_.id, "ACKNOWLEDGED", "确认收到", 2000, {}).value());
+  EXPECT_EQ(store_->get_delivery(d_.id).value()->status, "CANCELLED");
+}
+
 TEST_F(AdvanceStatus, UnknownDeliveryAndBadArguments) {
   auto r = store_->advance_status("sd-nope", "READ", "x", 1, {});
   ASSERT_FALSE(r.ok());
