@@ -218,6 +218,14 @@ std::string App::metrics_text() {
               receipt_counters_.unknown),
       counter("songda_receipts_applied_later_total", "Parked receipts applied once their delivery was known",
               receipt_counters_.applied_later),
+      counter("songda_receipts_given_up_total",
+              "Parked receipts that still named no delivery after 7 days (moved to sd:rcpt:unmatched)",
+              receipt_counters_.given_up),
+      MetricSource{"songda_receipts_parked", "Receipts parked now, waiting for their delivery to be known", false,
+                   [this] {
+                     auto n = store_->parked_receipt_count();
+                     return n.ok() ? static_cast<double>(n.value()) : -1.0;
+                   }},
       counter("songda_callbacks_forged_total",
               "Callbacks refused for a missing or wrong key or signature, or a signature reused with another body",
               receipt_counters_.forged),

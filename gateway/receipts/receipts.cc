@@ -17,6 +17,10 @@ namespace songda {
 
 namespace {
 
+// A parked receipt that names no delivery of ours for this long never will (a send retried under a new id after
+// the provider had taken the first, another system's message on a shared account).
+constexpr std::int64_t kGiveUpParkedAfterMs = 7LL * 24 * 3600 * 1000;
+
 // The provider's text (reason, raw body) may not be UTF-8, which JSON cannot hold: bad bytes become U+FFFD.
 nlohmann::json parked_json(const ReceiptUpdate& u) {
   return {{"key", repair_utf8(u.key)},       {"channel", u.channel},       {"delivered", u.delivered},
@@ -170,11 +174,18 @@ Result<bool> ReceiptProcessor::bind_callback(const std::string& id, const std::s
 }
 
 Result<int> ReceiptProcessor::retry_parked(std::int64_t now_ms) {
-  auto parked = store_.take_parked_receipts(now_ms - 1000, now_ms, 500);
+  auto parked = store_.take_parked_receipts(now_ms, 500, kGiveUpParkedAfterMs);
   if (!parked.ok()) return parked.error();
+  if (parked->given_up > 0) {
+    counters_.given_up.fetch_add(static_cast<std::uint64_t>(parked->given_up));
+    spdlog::warn(
+        "receipts: {} parked receipts still named no delivery of ours after 7 days; moved to "
+        "sd:rcpt:unmatched and no longer tried",
+        parked->given_up);
+  }
   std::vector<ReceiptUpdate> updates;
   std::vector<std::string> unreadable;
-  for (const auto& [key, text] : parked.value()) {
+  for (const auto& [key, text] : parked->receipts) {
     if (auto u = from_parked(text)) {
       updates.push_back(std::move(*u));
     } else {

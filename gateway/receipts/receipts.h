@@ -3,9 +3,10 @@
 // receipt changes nothing (status moves only forward; evidence is appended only
 // when the status changed). A receipt naming no delivery we know yet (the
 // provider can be faster than our own bookkeeping, or a crash lost the send's
-// outcome) is parked in Redis without expiry, acknowledged, and applied by
-// retry_parked() once its delivery is known; providers push only a few times,
-// so asking them to push again would lose it.
+// outcome) is parked in Redis, acknowledged, and applied by retry_parked()
+// once its delivery is known; providers push only a few times, so asking them
+// to push again would lose it. One that still names nothing after 7 days is
+// moved aside (sd:rcpt:unmatched) and no longer tried.
 //
 // Callback authentication: Aliyun and Tencent pushes carry no signature, so
 // their URLs carry a secret, ?key=<SONGDA_CALLBACK_KEY>; WeChat pushes are
@@ -47,6 +48,7 @@ struct ReceiptCounters {
   std::atomic<std::uint64_t> applied{0};
   std::atomic<std::uint64_t> unknown{0};        // parked: named no known delivery when they came
   std::atomic<std::uint64_t> applied_later{0};  // parked ones applied since
+  std::atomic<std::uint64_t> given_up{0};       // parked ones that still named nothing after 7 days
   std::atomic<std::uint64_t> forged{0};
   std::atomic<std::uint64_t> refused{0};  // elements of an authenticated push that do not parse (logged)
 };
@@ -70,8 +72,8 @@ class ReceiptProcessor {
   // (group commit: WeChat pushes one receipt per request); each caller still gets its own push's result, and
   // returns only once its receipts are written.
   Result<int> apply(const std::vector<ReceiptUpdate>& updates, std::int64_t now_ms);
-  // Applies parked receipts whose delivery is known by now (up to 500 per call, each tried at most once a
-  // second). Returns how many it applied.
+  // Applies parked receipts whose delivery is known by now (up to 500 per call; each tried again after as long
+  // as it has been parked, 1 s to 10 min). Returns how many it applied.
   Result<int> retry_parked(std::int64_t now_ms);
   // DeliveryStore::bind_callback for 15 minutes (more than a signature's freshness window either way).
   Result<bool> bind_callback(const std::string& id, const std::string& body);

@@ -739,7 +739,8 @@ Status DeliveryStore::park_receipts(const std::vector<std::pair<std::string, std
   std::vector<std::vector<std::string>> cmds;
   for (const auto& [key, json] : key_and_json) {
     cmds.push_back({"HSET", "sd:rcpt:parked", key, json});
-    cmds.push_back({"ZADD", "sd:rcpt:parked:tried", "NX", std::to_string(now_ms), key});
+    cmds.push_back({"ZADD", "sd:rcpt:parked:tried", "NX", std::to_string(now_ms + 1000), key});  // next try
+    cmds.push_back({"HSETNX", "sd:rcpt:parked:at", key, std::to_string(now_ms)});
   }
   auto r = pool_.pipeline(cmds);
   if (!r.ok()) return r.error();
@@ -749,23 +750,43 @@ Status DeliveryStore::park_receipts(const std::vector<std::pair<std::string, std
   return ok_status();
 }
 
-Result<std::vector<std::pair<std::string, std::string>>> DeliveryStore::take_parked_receipts(
-    std::int64_t tried_before_ms, std::int64_t now_ms, int limit) {
+Result<ParkedReceipts> DeliveryStore::take_parked_receipts(std::int64_t now_ms, int limit,
+                                                           std::int64_t give_up_after_ms) {
+  // sd:rcpt:parked:tried holds each one's next try. A receipt is tried again after as long as it has been parked
+  // (1 s to 10 min), so a backlog that will never match costs little and a new one is tried within seconds.
   static const LuaScript s(R"LUA(
-local keys = redis.call('ZRANGEBYSCORE', 'sd:rcpt:parked:tried', '-inf', '(' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local now = tonumber(ARGV[1])
+local keys = redis.call('ZRANGEBYSCORE', 'sd:rcpt:parked:tried', '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 local out = {}
+local given_up = 0
 for _, k in ipairs(keys) do
-  redis.call('ZADD', 'sd:rcpt:parked:tried', 'XX', ARGV[2], k)
-  out[#out + 1] = {k, redis.call('HGET', 'sd:rcpt:parked', k) or ''}
+  local at = tonumber(redis.call('HGET', 'sd:rcpt:parked:at', k) or '')
+  if not at then
+    at = now  -- parked before the time was kept: counted from now
+    redis.call('HSET', 'sd:rcpt:parked:at', k, now)
+  end
+  local json = redis.call('HGET', 'sd:rcpt:parked', k) or ''
+  if now - at > tonumber(ARGV[3]) then
+    redis.call('HSET', 'sd:rcpt:unmatched', k, json)
+    redis.call('HDEL', 'sd:rcpt:parked', k)
+    redis.call('HDEL', 'sd:rcpt:parked:at', k)
+    redis.call('ZREM', 'sd:rcpt:parked:tried', k)
+    given_up = given_up + 1
+  else
+    redis.call('ZADD', 'sd:rcpt:parked:tried', 'XX', now + math.max(1000, math.min(600000, now - at)), k)
+    out[#out + 1] = {k, json}
+  end
 end
-return out
+return {out, given_up}
 )LUA");
-  auto r = pool_.eval(s, {}, {std::to_string(tried_before_ms), std::to_string(now_ms), std::to_string(limit)});
+  auto r = pool_.eval(s, {}, {std::to_string(now_ms), std::to_string(limit), std::to_string(give_up_after_ms)});
   if (!r.ok()) return r.error();
-  std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& row : r->elements) {
-    if (row.elements.size() == 2) out.emplace_back(row.elements[0].str, row.elements[1].str);
+  ParkedReceipts out;
+  if (r->elements.size() != 2) return unexpected("take_parked_receipts");
+  for (const auto& row : r->elements[0].elements) {
+    if (row.elements.size() == 2) out.receipts.emplace_back(row.elements[0].str, row.elements[1].str);
   }
+  out.given_up = r->elements[1].integer;
   return out;
 }
 
@@ -773,9 +794,11 @@ Status DeliveryStore::unpark_receipts(const std::vector<std::string>& keys) {
   if (keys.empty()) return ok_status();
   std::vector<std::string> hdel{"HDEL", "sd:rcpt:parked"};
   std::vector<std::string> zrem{"ZREM", "sd:rcpt:parked:tried"};
+  std::vector<std::string> hdel_at{"HDEL", "sd:rcpt:parked:at"};
   hdel.insert(hdel.end(), keys.begin(), keys.end());
   zrem.insert(zrem.end(), keys.begin(), keys.end());
-  auto r = pool_.pipeline({hdel, zrem});
+  hdel_at.insert(hdel_at.end(), keys.begin(), keys.end());
+  auto r = pool_.pipeline({hdel, zrem, hdel_at});
   if (!r.ok()) return r.error();
   return ok_status();
 }
@@ -793,6 +816,12 @@ return 0
 
 Result<long long> DeliveryStore::parked_receipt_count() {
   auto r = pool_.command({"HLEN", "sd:rcpt:parked"});
+  if (!r.ok()) return r.error();
+  return r->integer;
+}
+
+Result<long long> DeliveryStore::unmatched_receipt_count() {
+  auto r = pool_.command({"HLEN", "sd:rcpt:unmatched"});
   if (!r.ok()) return r.error();
   return r->integer;
 }

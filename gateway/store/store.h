@@ -14,6 +14,8 @@
 //   sd:ev:dlv:{<id>}               list   evidence leaf indexes of one delivery
 //   sd:bc:{<broadcast>}:counts     hash   status -> deliveries of a broadcast (its deliveries carry field bcast)
 //   sd:cb:{<provider>:<ts>:<nonce>} string SHA-256 of the body a signed callback first came with (TTL 15 min)
+//   sd:rcpt:parked / :parked:at / :parked:tried   receipts naming no known delivery yet (JSON / parked at / next
+//                                  try); sd:rcpt:unmatched: those given up on after 7 days, for an operator
 //
 // Statuses only move forward: ACCEPTED < SENT < DELIVERED < READ < ACKNOWLEDGED;
 // FAILED only from ACCEPTED or SENT; from FAILED only to READ or ACKNOWLEDGED (the recipient opened or
@@ -40,6 +42,11 @@ struct EvidenceLeaf {
   std::string delivery_id;  // "" for event-level evidence
   std::string canonical;    // the record's canonical bytes
   std::string leaf_hash_hex;
+};
+
+struct ParkedReceipts {
+  std::vector<std::pair<std::string, std::string>> receipts;  // receipt key, receipt JSON
+  long long given_up = 0;                                     // moved to sd:rcpt:unmatched by this call
 };
 
 struct EventToRecord {
@@ -148,17 +155,19 @@ class DeliveryStore {
   Result<long long> sent_without_receipt(const std::string& provider, std::int64_t older_than_ms);
 
   // Receipts that named no known delivery when they came (the provider was faster than our bookkeeping, or a
-  // crash lost the send's outcome): kept without expiry under their receipt key, with the receipt as JSON.
+  // crash lost the send's outcome): kept under their receipt key, with the receipt as JSON, first tried 1 s later.
   Status park_receipts(const std::vector<std::pair<std::string, std::string>>& key_and_json, std::int64_t now_ms);
-  // Up to `limit` parked receipts not tried since before tried_before_ms, oldest try first; marks them tried now.
-  Result<std::vector<std::pair<std::string, std::string>>> take_parked_receipts(std::int64_t tried_before_ms,
-                                                                                std::int64_t now_ms, int limit);
+  // Up to `limit` parked receipts due for a try by now_ms, earliest first; each is next due after as long as it
+  // has been parked (1 s to 10 min). Those parked longer than give_up_after_ms are moved to sd:rcpt:unmatched
+  // (kept for an operator, no longer tried) and only counted.
+  Result<ParkedReceipts> take_parked_receipts(std::int64_t now_ms, int limit, std::int64_t give_up_after_ms);
   Status unpark_receipts(const std::vector<std::string>& keys);
   // Binds a signed callback's signature (`id`) to the digest of the body it first came with, for ttl_s seconds:
   // true when `id` is new or came with this body before (a provider's retry), false for another body (a forged
   // push reusing a captured signature that does not cover the body). One round trip.
   Result<bool> bind_callback(const std::string& id, const std::string& body_sha256, int ttl_s);
   Result<long long> parked_receipt_count();
+  Result<long long> unmatched_receipt_count();  // given up on (sd:rcpt:unmatched)
 
   // Appends evidence leaves on their own (e.g. FALLBACK records after a timer fired).
   Status append_evidence(const std::vector<EvidenceLeaf>& leaves);

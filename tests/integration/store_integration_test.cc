@@ -325,6 +325,39 @@ TEST_F(StoreTest, AReceiptWhoseEvidenceCannotBeMadeIsAppliedAndItsTimelineSaysWh
   }
 }
 
+// Receipts that will never match (a send retried under a new id after the provider had taken the first, another
+// system's message on a shared account) used to be tried every second for ever: 500 a second out of a growing
+// backlog, so a genuinely early receipt waited behind them. Now each is tried again after as long as it has been
+// parked (1 s to 10 min), and moved aside after 7 days.
+TEST_F(StoreTest, AParkedReceiptIsTriedLessOftenAsItAgesAndSetAsideAfterAWeek) {
+  const std::int64_t t0 = now_unix_ms();
+  ReceiptCounters counters;
+  ReceiptProcessor p(*store_, counters);
+  ASSERT_EQ(p.apply({{"wechat:424242", "wechat", true, "success", t0, "<xml/>"}}, t0).value(), 1);
+  const auto next_try = [&] {
+    auto r = pool_->command({"ZSCORE", "sd:rcpt:parked:tried", "wechat:424242"});
+    return r.ok() && r->type == RedisReply::Type::kString ? std::stoll(r->str) : -1;
+  };
+  EXPECT_EQ(next_try(), t0 + 1000);
+  ASSERT_TRUE(p.retry_parked(t0 + 500).ok());
+  EXPECT_EQ(next_try(), t0 + 1000) << "tried before it was due";
+  ASSERT_TRUE(p.retry_parked(t0 + 1000).ok());
+  EXPECT_EQ(next_try(), t0 + 2000);
+  ASSERT_TRUE(p.retry_parked(t0 + 60'000).ok());
+  EXPECT_EQ(next_try(), t0 + 120'000);
+  ASSERT_TRUE(p.retry_parked(t0 + 3 * 3600'000).ok());
+  EXPECT_EQ(next_try(), t0 + 3 * 3600'000 + 600'000) << "at most 10 minutes apart";
+
+  constexpr std::int64_t kWeek = 7LL * 24 * 3600'000;
+  ASSERT_TRUE(p.retry_parked(t0 + kWeek).ok());
+  EXPECT_EQ(store_->parked_receipt_count().value(), 1) << "set aside before 7 days";
+  ASSERT_TRUE(p.retry_parked(t0 + kWeek + 600'001).ok());
+  EXPECT_EQ(store_->parked_receipt_count().value(), 0);
+  EXPECT_EQ(store_->unmatched_receipt_count().value(), 1) << "kept for an operator";
+  EXPECT_EQ(next_try(), -1) << "no longer tried";
+  EXPECT_EQ(counters.given_up.load(), 1u);
+}
+
 TEST_F(StoreTest, AReceiptBeforeItsSendIsRecordedIsParkedThenAppliedOnce) {
   const auto now = now_unix_ms();
   auto wx = make("e6", "wechat");
