@@ -43,18 +43,25 @@ std::optional<ReceiptUpdate> from_parked(const std::string& text) {
 
 }  // namespace
 
-Result<std::vector<bool>> ReceiptProcessor::settle(const std::vector<ReceiptUpdate>& updates, std::int64_t now_ms) {
+Result<ReceiptProcessor::Settled> ReceiptProcessor::settle(const std::vector<ReceiptUpdate>& updates,
+                                                           std::int64_t now_ms,
+                                                           const std::vector<DeliveryStore::CallbackBinding>& bindings,
+                                                           const std::vector<int>& binding_of) {
   std::vector<std::string> keys;
   keys.reserve(updates.size());
   for (const auto& u : updates) keys.push_back(u.key);
-  auto found = store_.lookup_receipt_keys(keys);
+  auto found = store_.lookup_receipt_keys(keys, bindings);
   if (!found.ok()) return found.error();
+  Settled out;
+  out.bound = std::move(found->bound);
   std::vector<Completion> completions;
   std::vector<const ReceiptUpdate*> of_completion;
-  std::vector<bool> matched(updates.size(), false);
+  std::vector<bool>& matched = out.matched;
+  matched.assign(updates.size(), false);
   for (std::size_t i = 0; i < updates.size(); ++i) {
     const auto& u = updates[i];
-    const std::string& v = found.value()[i];
+    if (!binding_of.empty() && binding_of[i] >= 0 && !out.bound[static_cast<std::size_t>(binding_of[i])]) continue;
+    const std::string& v = found->found[i];
     const auto bar = v.find('|');
     if (v.empty() || bar == std::string::npos) continue;
     matched[i] = true;
@@ -96,20 +103,22 @@ Result<std::vector<bool>> ReceiptProcessor::settle(const std::vector<ReceiptUpda
   }
   if (auto s = store_.complete_batch(completions, now_ms); !s.ok()) return s.error();
   counters_.applied.fetch_add(completions.size());
-  return matched;
+  return out;
 }
 
 struct ReceiptProcessor::Push {
   const std::vector<ReceiptUpdate>* updates = nullptr;
+  std::optional<DeliveryStore::CallbackBinding> binding;
   // Set when its group is applied; if applying it threw, it stays an error and the provider pushes again.
   Result<int> parked = Error::transient("receipts_not_applied", "the receipts were not applied; push again");
   bool done = false;  // under mu_
 };
 
-Result<int> ReceiptProcessor::apply(const std::vector<ReceiptUpdate>& updates, std::int64_t now_ms) {
-  counters_.received.fetch_add(updates.size());
+Result<int> ReceiptProcessor::apply(const std::vector<ReceiptUpdate>& updates, std::int64_t now_ms,
+                                    std::optional<DeliveryStore::CallbackBinding> binding) {
   auto mine = std::make_shared<Push>();
   mine->updates = &updates;
+  mine->binding = std::move(binding);
   std::unique_lock lock(mu_);
   waiting_.push_back(mine);
   // The first caller to find nobody applying applies every push waiting then, its own among them; the others
@@ -143,34 +152,47 @@ Result<int> ReceiptProcessor::apply(const std::vector<ReceiptUpdate>& updates, s
 
 void ReceiptProcessor::apply_together(const std::vector<std::shared_ptr<Push>>& pushes, std::int64_t now_ms) {
   std::vector<ReceiptUpdate> all;
-  for (const auto& p : pushes) all.insert(all.end(), p->updates->begin(), p->updates->end());
-  auto matched = settle(all, now_ms);
+  std::vector<DeliveryStore::CallbackBinding> bindings;
+  std::vector<int> binding_of;    // per update of `all`
+  std::vector<int> push_binding;  // per push
+  for (const auto& p : pushes) {
+    const int b = p->binding ? static_cast<int>(bindings.size()) : -1;
+    if (p->binding) bindings.push_back(*p->binding);
+    push_binding.push_back(b);
+    all.insert(all.end(), p->updates->begin(), p->updates->end());
+    binding_of.insert(binding_of.end(), p->updates->size(), b);
+  }
+  const auto reused = [&](int b, const Settled& s) { return b >= 0 && !s.bound[static_cast<std::size_t>(b)]; };
+  auto settled = settle(all, now_ms, bindings, binding_of);
   Status parked_ok = ok_status();
   std::vector<std::pair<std::string, std::string>> park;
-  if (matched.ok()) {
+  if (settled.ok()) {
     for (std::size_t i = 0; i < all.size(); ++i) {
-      if (!matched.value()[i]) park.emplace_back(all[i].key, parked_json(all[i]).dump());
+      if (!settled->matched[i] && !reused(binding_of[i], *settled)) {
+        park.emplace_back(all[i].key, parked_json(all[i]).dump());
+      }
     }
     parked_ok = store_.park_receipts(park, now_ms);
     if (parked_ok.ok()) counters_.unknown.fetch_add(park.size());
   }
   std::size_t first = 0;
-  for (const auto& p : pushes) {
+  for (std::size_t k = 0; k < pushes.size(); ++k) {
+    const auto& p = pushes[k];
     const std::size_t n = p->updates->size();
-    if (!matched.ok()) {
-      p->parked = matched.error();
+    const bool forged = settled.ok() && reused(push_binding[k], *settled);
+    if (!forged) counters_.received.fetch_add(n);  // a forged push's receipts are not the provider's
+    if (!settled.ok()) {
+      p->parked = settled.error();
+    } else if (forged) {
+      p->parked = Error::permanent("signature_reused", "this signature came with another body before");
     } else if (!parked_ok.ok()) {
       p->parked = parked_ok.error();
     } else {
-      p->parked = static_cast<int>(std::count(matched.value().begin() + static_cast<std::ptrdiff_t>(first),
-                                              matched.value().begin() + static_cast<std::ptrdiff_t>(first + n), false));
+      const auto begin = settled->matched.begin() + static_cast<std::ptrdiff_t>(first);
+      p->parked = static_cast<int>(std::count(begin, begin + static_cast<std::ptrdiff_t>(n), false));
     }
     first += n;
   }
-}
-
-Result<bool> ReceiptProcessor::bind_callback(const std::string& id, const std::string& body) {
-  return store_.bind_callback(id, sha256_hex(body), 15 * 60);
 }
 
 Result<int> ReceiptProcessor::retry_parked(std::int64_t now_ms) {
@@ -194,11 +216,11 @@ Result<int> ReceiptProcessor::retry_parked(std::int64_t now_ms) {
   }
   for (const auto& key : unreadable) spdlog::error("receipts: parked receipt {} is unreadable; left in place", key);
   if (updates.empty()) return 0;
-  auto matched = settle(updates, now_ms);
-  if (!matched.ok()) return matched.error();
+  auto settled = settle(updates, now_ms);
+  if (!settled.ok()) return settled.error();
   std::vector<std::string> done;
   for (std::size_t i = 0; i < updates.size(); ++i) {
-    if (matched.value()[i]) done.push_back(updates[i].key);
+    if (settled->matched[i]) done.push_back(updates[i].key);
   }
   if (auto s = store_.unpark_receipts(done); !s.ok()) return s.error();
   counters_.applied_later.fetch_add(done.size());
@@ -237,18 +259,27 @@ bool sms_key_ok(const httplib::Request& req, const CallbackSecrets& s) {
 
 // Applies and answers: provider's ack once every receipt is applied or parked, 503 when Redis failed (then
 // the provider pushes again).
-void finish(httplib::Response& res, ReceiptProcessor& p, const std::vector<ReceiptUpdate>& updates,
-            const std::string& ack, const std::string& content_type) {
-  auto r = p.apply(updates, now_unix_ms());
+enum class Finished { kApplied, kSignatureReused, kUnavailable };
+
+Finished finish(httplib::Response& res, ReceiptProcessor& p, const std::vector<ReceiptUpdate>& updates,
+                const std::string& ack, const std::string& content_type,
+                std::optional<DeliveryStore::CallbackBinding> binding = std::nullopt) {
+  auto r = p.apply(updates, now_unix_ms(), std::move(binding));
+  if (!r.ok() && r.error().code == "signature_reused") {
+    send_error(res, 401, "unauthenticated", r.error().message);
+    return Finished::kSignatureReused;
+  }
   if (!r.ok()) {
     spdlog::error("receipts: {} ({}); asking the provider to push again", r.error().message, r.error().code);
-    return send_error(res, 503, r.error().code, "temporarily unavailable; push again");
+    send_error(res, 503, r.error().code, "temporarily unavailable; push again");
+    return Finished::kUnavailable;
   }
   if (r.value() > 0) {
     spdlog::info("receipts: {} of {} name no known delivery yet; parked until it is", r.value(), updates.size());
   }
   res.status = 200;
   res.set_content(ack, content_type);
+  return Finished::kApplied;
 }
 
 }  // namespace
@@ -344,18 +375,6 @@ void register_callbacks(ApiServer& server, ReceiptProcessor& p, ReceiptCounters&
       return send_error(res, 401, "unauthenticated", "signature does not match");
     }
     if (refused_as_too_large(req, res)) return;
-    // The signature does not cover the body: the first body a signature (its timestamp and nonce, under our one
-    // token) comes with is the only one it vouches for.
-    auto first = p.bind_callback("wechat:" + ts + ":" + req.get_param_value("nonce"), req.body);
-    if (!first.ok()) {
-      spdlog::error("receipts: {} ({}); asking WeChat to push again", first.error().message, first.error().code);
-      return send_error(res, 503, first.error().code, "temporarily unavailable; push again");
-    }
-    if (!first.value()) {
-      counters.forged.fetch_add(1);
-      spdlog::warn("callback refused: wechat push from {} reuses the signature of another push", req.remote_addr);
-      return send_error(res, 401, "unauthenticated", "this signature came with another body before");
-    }
     auto push = wechat::parse_template_send_job_finish(req.body);
     if (!push.ok()) {
       // Other events (subscriptions, menu clicks) are not ours; a malformed job-finish push would not parse when
@@ -371,7 +390,13 @@ void register_callbacks(ApiServer& server, ReceiptProcessor& p, ReceiptCounters&
     u.reason = push->status;
     u.provider_time_ms = push->create_time * 1000;
     u.raw = req.body;
-    finish(res, p, {u}, "success", "text/plain");
+    // The signature does not cover the body: the first body a signature (its timestamp and nonce, under our one
+    // token) comes with is the only one it vouches for. Checked in the receipts' lookup round trip.
+    DeliveryStore::CallbackBinding binding{"wechat:" + ts + ":" + req.get_param_value("nonce"), sha256_hex(req.body)};
+    if (finish(res, p, {u}, "success", "text/plain", std::move(binding)) == Finished::kSignatureReused) {
+      counters.forged.fetch_add(1);
+      spdlog::warn("callback refused: wechat push from {} reuses the signature of another push", req.remote_addr);
+    }
   });
 }
 

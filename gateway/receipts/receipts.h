@@ -26,6 +26,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -71,17 +72,26 @@ class ReceiptProcessor {
   // Pushes that come while another is being applied are applied together, in one lookup and one script call
   // (group commit: WeChat pushes one receipt per request); each caller still gets its own push's result, and
   // returns only once its receipts are written.
-  Result<int> apply(const std::vector<ReceiptUpdate>& updates, std::int64_t now_ms);
+  // `binding`, for a signed push whose signature does not cover its body (WeChat): checked in the lookup's round
+  // trip; when the signature came with another body before, nothing is applied and the error is
+  // "signature_reused" (a forgery: answer 401).
+  Result<int> apply(const std::vector<ReceiptUpdate>& updates, std::int64_t now_ms,
+                    std::optional<DeliveryStore::CallbackBinding> binding = std::nullopt);
   // Applies parked receipts whose delivery is known by now (up to 500 per call; each tried again after as long
   // as it has been parked, 1 s to 10 min). Returns how many it applied.
   Result<int> retry_parked(std::int64_t now_ms);
-  // DeliveryStore::bind_callback for 15 minutes (more than a signature's freshness window either way).
-  Result<bool> bind_callback(const std::string& id, const std::string& body);
 
  private:
   struct Push;  // one caller's push waiting to be applied
-  // Applies the receipts whose key names a delivery; true for each one that did.
-  Result<std::vector<bool>> settle(const std::vector<ReceiptUpdate>& updates, std::int64_t now_ms);
+  struct Settled {
+    std::vector<bool> matched;  // per update: its key named a delivery, and it was applied
+    std::vector<bool> bound;    // per binding: not a reused signature (its updates were skipped when false)
+  };
+  // Applies the receipts whose key names a delivery, except those of a binding that fails (binding_of[i]: the
+  // index in `bindings` of update i's push, or -1; empty for none).
+  Result<Settled> settle(const std::vector<ReceiptUpdate>& updates, std::int64_t now_ms,
+                         const std::vector<DeliveryStore::CallbackBinding>& bindings = {},
+                         const std::vector<int>& binding_of = {});
   // Applies `pushes` together and sets each one's result.
   void apply_together(const std::vector<std::shared_ptr<Push>>& pushes, std::int64_t now_ms);
   DeliveryStore& store_;

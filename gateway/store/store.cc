@@ -704,14 +704,60 @@ return 1
   return ok_status();
 }
 
-Result<std::vector<std::string>> DeliveryStore::lookup_receipt_keys(const std::vector<std::string>& keys) {
-  std::vector<std::string> out;
-  if (keys.empty()) return out;
-  std::vector<std::string> cmd{"MGET"};
-  for (const auto& k : keys) cmd.push_back("sd:rcpt:{" + k + "}");
-  auto r = pool_.command(cmd);
+Result<DeliveryStore::ReceiptLookup> DeliveryStore::lookup_receipt_keys(const std::vector<std::string>& keys,
+                                                                        const std::vector<CallbackBinding>& bindings,
+                                                                        int ttl_s) {
+  static const LuaScript bind(R"LUA(
+local out = {}
+for i = 1, #KEYS do
+  if redis.call('SET', KEYS[i], ARGV[i + 1], 'NX', 'EX', tonumber(ARGV[1])) then
+    out[i] = 1
+  elseif redis.call('GET', KEYS[i]) == ARGV[i + 1] then
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+)LUA");
+  ReceiptLookup out;
+  if (keys.empty() && bindings.empty()) return out;
+  std::vector<std::vector<std::string>> cmds;
+  if (!keys.empty()) {
+    std::vector<std::string> mget{"MGET"};
+    for (const auto& k : keys) mget.push_back("sd:rcpt:{" + k + "}");
+    cmds.push_back(std::move(mget));
+  }
+  std::vector<std::string> bind_keys;
+  std::vector<std::string> bind_args{std::to_string(ttl_s)};
+  for (const auto& b : bindings) {
+    bind_keys.push_back("sd:cb:{" + b.id + "}");
+    bind_args.push_back(b.body_sha256);
+  }
+  if (!bindings.empty()) {
+    std::vector<std::string> evalsha{"EVALSHA", bind.sha(), std::to_string(bind_keys.size())};
+    evalsha.insert(evalsha.end(), bind_keys.begin(), bind_keys.end());
+    evalsha.insert(evalsha.end(), bind_args.begin(), bind_args.end());
+    cmds.push_back(std::move(evalsha));
+  }
+  auto r = pool_.pipeline(cmds);
   if (!r.ok()) return r.error();
-  for (const auto& e : r->elements) out.push_back(e.type == RedisReply::Type::kString ? e.str : "");
+  std::size_t at = 0;
+  if (!keys.empty()) {
+    for (const auto& e : r.value()[at++].elements)
+      out.found.push_back(e.type == RedisReply::Type::kString ? e.str : "");
+  }
+  if (!bindings.empty()) {
+    RedisReply b = r.value()[at];
+    if (b.type == RedisReply::Type::kError && b.str.rfind("NOSCRIPT", 0) == 0) {
+      auto loaded = pool_.eval(bind, bind_keys, bind_args);  // once after Redis lost its script cache
+      if (!loaded.ok()) return loaded.error();
+      b = std::move(loaded.value());
+    }
+    if (b.type == RedisReply::Type::kError) return Error::transient("redis_error", "binding callbacks: " + b.str);
+    for (const auto& e : b.elements) out.bound.push_back(e.integer == 1);
+  }
+  if (out.found.size() != keys.size() || out.bound.size() != bindings.size()) return unexpected("lookup_receipt_keys");
   return out;
 }
 
@@ -801,17 +847,6 @@ Status DeliveryStore::unpark_receipts(const std::vector<std::string>& keys) {
   auto r = pool_.pipeline({hdel, zrem, hdel_at});
   if (!r.ok()) return r.error();
   return ok_status();
-}
-
-Result<bool> DeliveryStore::bind_callback(const std::string& id, const std::string& body_sha256, int ttl_s) {
-  static const LuaScript s(R"LUA(
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', tonumber(ARGV[2])) then return 1 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
-return 0
-)LUA");
-  auto r = pool_.eval(s, {"sd:cb:{" + id + "}"}, {body_sha256, std::to_string(ttl_s)});
-  if (!r.ok()) return r.error();
-  return r->integer == 1;
 }
 
 Result<long long> DeliveryStore::parked_receipt_count() {

@@ -147,8 +147,20 @@ class DeliveryStore {
   // Appends each fired timer's evidence, once: a timer already settled (by another instance) is skipped.
   Status settle_timers(const std::vector<std::pair<std::string, std::vector<EvidenceLeaf>>>& settled);
 
-  // "delivery_id|provider" for receipt keys ("" where unknown), in order.
-  Result<std::vector<std::string>> lookup_receipt_keys(const std::vector<std::string>& keys);
+  // A signed callback's signature (`id`) and the SHA-256 of the body it came with.
+  struct CallbackBinding {
+    std::string id;
+    std::string body_sha256;
+  };
+  struct ReceiptLookup {
+    std::vector<std::string> found;  // "delivery_id|provider" per receipt key ("" where unknown), in order
+    std::vector<bool> bound;         // per binding: its signature is new or came with this body before
+  };
+  // Looks the receipt keys up and, in the same round trip, binds each signature to the body it first came with
+  // for ttl_s seconds (WeChat's signature does not cover the body: the same signature with another body is a
+  // forgery; with the same one, the provider's retry).
+  Result<ReceiptLookup> lookup_receipt_keys(const std::vector<std::string>& keys,
+                                            const std::vector<CallbackBinding>& bindings = {}, int ttl_s = 900);
 
   // Deliveries a provider accepted before older_than_ms (but within as long again before it) that still
   // have no receipt; older ones are dropped from this index (their status stays SENT).
@@ -162,10 +174,6 @@ class DeliveryStore {
   // (kept for an operator, no longer tried) and only counted.
   Result<ParkedReceipts> take_parked_receipts(std::int64_t now_ms, int limit, std::int64_t give_up_after_ms);
   Status unpark_receipts(const std::vector<std::string>& keys);
-  // Binds a signed callback's signature (`id`) to the digest of the body it first came with, for ttl_s seconds:
-  // true when `id` is new or came with this body before (a provider's retry), false for another body (a forged
-  // push reusing a captured signature that does not cover the body). One round trip.
-  Result<bool> bind_callback(const std::string& id, const std::string& body_sha256, int ttl_s);
   Result<long long> parked_receipt_count();
   Result<long long> unmatched_receipt_count();  // given up on (sd:rcpt:unmatched)
 

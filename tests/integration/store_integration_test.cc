@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "gateway/core/contain.h"
+#include "gateway/core/crypto.h"
 #include "gateway/core/text.h"
 #include "gateway/receipts/receipts.h"
 #include "gateway/store/store.h"
@@ -287,6 +288,62 @@ TEST_F(StoreTest, ConcurrentPushesEachGetTheirOwnResult) {
 
 // A receipt is a fact: a maker that throws for it (a bug) must not make the provider push it again and again until
 // it gives up, which lost it. It is applied without its record, and the delivery's timeline says why.
+// A push whose signature came with another body before is a forgery: it is refused (signature_reused) and nothing
+// of it is applied or parked, also when it is applied in one group with genuine pushes; the provider's own retry
+// (same signature, same body) is not refused. The check rides in the lookup's round trip.
+TEST_F(StoreTest, AReusedSignatureIsRefusedAndTheGenuinePushesOfItsGroupAreApplied) {
+  const auto now = now_unix_ms();
+  constexpr int kPushes = 8;
+  std::vector<Completion> sent;
+  for (int i = 0; i < kPushes; ++i) {
+    const std::string event = "e11-" + std::to_string(i);
+    auto wx = make(event, "wechat");
+    record(event, {wx}, now);
+    sent.push_back(done(wx.id, "wechat", "SENT", "accepted", "wechat-oa", std::to_string(700 + i),
+                        "wechat:" + std::to_string(700 + i)));
+  }
+  ASSERT_EQ(store_->claim_due("wechat", now, 30000, kPushes)->size(), static_cast<std::size_t>(kPushes));
+  ASSERT_TRUE(store_->complete_batch(sent, now + 100).ok());
+  ReceiptCounters counters;
+  ReceiptProcessor p(*store_, counters);
+  const auto receipt = [&](int i, bool delivered) {
+    return std::vector<ReceiptUpdate>{{"wechat:" + std::to_string(700 + i), "wechat", delivered,
+                                       delivered ? "success" : "failed:user block", now + 200, "<xml/>"}};
+  };
+  const DeliveryStore::CallbackBinding captured{"wechat:1:captured", sha256_hex("the genuine body")};
+  const auto genuine = receipt(0, false);
+  ASSERT_EQ(p.apply(genuine, now + 300, captured).value(), 0);
+  ASSERT_EQ(p.apply(genuine, now + 300, captured).value(), 0) << "the provider's retry of the same push";
+
+  std::vector<Result<int>> results(kPushes, Result<int>(-1));
+  std::vector<std::thread> threads;
+  for (int i = 1; i < kPushes; ++i) {
+    threads.emplace_back([&, i] {
+      // Odd: the captured signature with a forged body ("delivered"); even: their own signatures.
+      const DeliveryStore::CallbackBinding b =
+          i % 2 == 1 ? DeliveryStore::CallbackBinding{captured.id, sha256_hex("forged " + std::to_string(i))}
+                     : DeliveryStore::CallbackBinding{"wechat:1:own-" + std::to_string(i), sha256_hex("body")};
+      const auto updates = receipt(i, true);
+      results[static_cast<std::size_t>(i)] = p.apply(updates, now + 400, b);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 1; i < kPushes; ++i) {
+    const auto& r = results[static_cast<std::size_t>(i)];
+    if (i % 2 == 1) {
+      ASSERT_FALSE(r.ok()) << "push " << i << " with a reused signature was applied";
+      EXPECT_EQ(r.error().code, "signature_reused");
+      EXPECT_EQ(status(sent[static_cast<std::size_t>(i)].id), "SENT") << "push " << i;
+    } else {
+      ASSERT_TRUE(r.ok()) << "push " << i << ": " << r.error().message;
+      EXPECT_EQ(status(sent[static_cast<std::size_t>(i)].id), "DELIVERED") << "push " << i;
+    }
+  }
+  EXPECT_EQ(status(sent[0].id), "FAILED");
+  EXPECT_EQ(store_->parked_receipt_count().value(), 0) << "a forged receipt was parked";
+  EXPECT_EQ(counters.received.load(), 2u + 3u) << "forged receipts counted as received";
+}
+
 TEST_F(StoreTest, AReceiptWhoseEvidenceCannotBeMadeIsAppliedAndItsTimelineSaysWhy) {
   const auto now = now_unix_ms();
   std::vector<Completion> sent;
