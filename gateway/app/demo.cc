@@ -382,8 +382,8 @@ int run_demo(const DemoOptions& opts) {
       std::string link = app.link_for(party->delivery.id);
       if (config.http.public_base_url.empty()) link = base + link.substr(link.find("/r/"));
       std::cout << "Party link (the one in " << party->delivery.recipient_name << "'s " << party->delivery.channel
-                << " message; 「查看通知」 records READ, the document RETRIEVED, 「确认收到」 ACKNOWLEDGED):\n  " << link
-                << "\n";
+                << " message; 「查看通知」 records READ, the document RETRIEVED, 「确认收到」 ACKNOWLEDGED):\n  "
+                << link << "\n";
     }
     for (const auto& v : views) {
       if (v.delivery.channel == kChannelInApp) {
