@@ -257,10 +257,10 @@ bool sms_key_ok(const httplib::Request& req, const CallbackSecrets& s) {
   return !s.sms_key.empty() && req.has_param("key") && constant_time_equal(req.get_param_value("key"), s.sms_key);
 }
 
-// Applies and answers: provider's ack once every receipt is applied or parked, 503 when Redis failed (then
-// the provider pushes again).
 enum class Finished { kApplied, kSignatureReused, kUnavailable };
 
+// Applies and answers: provider's ack once every receipt is applied or parked, 401 for a reused signature, 503
+// when Redis failed (then the provider pushes again).
 Finished finish(httplib::Response& res, ReceiptProcessor& p, const std::vector<ReceiptUpdate>& updates,
                 const std::string& ack, const std::string& content_type,
                 std::optional<DeliveryStore::CallbackBinding> binding = std::nullopt) {

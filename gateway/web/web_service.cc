@@ -386,17 +386,13 @@ void WebService::register_routes() {
     }
     const std::int64_t now = now_unix_ms();
     const std::string client = client_of(req);
-    {
-      auto opened = record_open(*v, client, now);
-      auto got = opened.ok() ? store_.advance_status(
-                                   d.id, "", "document downloaded, SHA-256 " + doc->sha256_hex, now,
-                                   ledger::retrieved_evidence(d, doc->sha256_hex, doc->bytes.size(), now, client),
-                                   "retrieved_at", "RETRIEVED")
-                             : Result<bool>(opened.error());
-      if (!got.ok()) {
-        spdlog::warn("party document of {}: RETRIEVED not recorded: {}", d.id, got.error().message);
-        return send_page(res, store_error_page());
-      }
+    // The notice was opened (its READ is recorded): the download adds RETRIEVED, once.
+    auto got = store_.advance_status(d.id, "", "document downloaded, SHA-256 " + doc->sha256_hex, now,
+                                     ledger::retrieved_evidence(d, doc->sha256_hex, doc->bytes.size(), now, client),
+                                     "retrieved_at", "RETRIEVED");
+    if (!got.ok()) {
+      spdlog::warn("party document of {}: RETRIEVED not recorded: {}", d.id, got.error().message);
+      return send_page(res, store_error_page());
     }
     security_headers(res, kDocumentCsp);
     std::string name = d.document->title.empty() ? d.document->id : d.document->title;
