@@ -212,6 +212,10 @@ std::string percent_encode(std::string_view s) {
   return out;
 }
 
+const char* document_csp(std::string_view content_type) {
+  return content_type == "application/pdf" ? kPdfCsp : kDocumentCsp;
+}
+
 std::string sniff_content_type(std::string_view b) {
   if (b.starts_with("%PDF-")) return "application/pdf";
   if (b.starts_with("\x89PNG\r\n\x1a\n")) return "image/png";

@@ -78,6 +78,14 @@ inline constexpr const char* kCertificateCsp =
     "form-action 'none'";
 // Served documents: untrusted bytes; no scripts even when the bytes are HTML.
 inline constexpr const char* kDocumentCsp = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'";
+// Served PDFs: Safari and WeChat's iOS browser (WebKit) show a blank page for a PDF under `sandbox` (its viewer
+// runs as a sandboxed plug-in document) or under `default-src 'none'` (object-src 'none' blocks the viewer), and
+// Chromium strips a PDF's CSP for its own viewer; no viewer runs a PDF's scripts with this origin's rights. A party
+// who sees a blank page while RETRIEVED is recorded is the failure that matters here, so a PDF is only kept out of
+// frames.
+inline constexpr const char* kPdfCsp = "frame-ancestors 'none'";
+// The policy for a document of `content_type` (as sniff_content_type names it).
+const char* document_csp(std::string_view content_type);
 
 // One Server-Sent Events message: "event: <name>\ndata: <line>\n…\n\n" (data split on newlines).
 std::string sse_message(std::string_view event, std::string_view data);

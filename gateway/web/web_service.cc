@@ -394,7 +394,7 @@ void WebService::register_routes() {
       spdlog::warn("party document of {}: RETRIEVED not recorded: {}", d.id, got.error().message);
       return send_page(res, store_error_page());
     }
-    security_headers(res, kDocumentCsp);
+    security_headers(res, document_csp(doc->content_type));
     std::string name = d.document->title.empty() ? d.document->id : d.document->title;
     if (doc->content_type == "application/pdf") name += ".pdf";
     res.set_header("Content-Disposition", "inline; filename*=UTF-8''" + percent_encode(name));

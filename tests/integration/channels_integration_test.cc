@@ -354,6 +354,9 @@ TEST_F(ChannelsTest, APartyLinkRecordsReadOnlyWhenThePersonOpensIt) {
   EXPECT_EQ(doc->status, 200);
   EXPECT_EQ(doc->body, pdf);
   EXPECT_EQ(doc->get_header_value("X-Document-SHA256"), sha256_hex(pdf));
+  EXPECT_EQ(doc->get_header_value("Content-Type"), "application/pdf");
+  EXPECT_EQ(doc->get_header_value("Content-Security-Policy").find("sandbox"), std::string::npos)
+      << "Safari and WeChat on iOS show a sandboxed PDF as a blank page";
   EXPECT_EQ(evidence(), delivered_evidence + 2);
   auto again = cli.Get(link);  // once opened, the link shows the notice; nothing more is recorded
   ASSERT_TRUE(again);

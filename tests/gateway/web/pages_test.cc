@@ -140,6 +140,21 @@ TEST(Sniff, KnownTypes) {
   EXPECT_EQ(sniff_content_type(std::string("\xff\xfe\x00", 3)), "application/octet-stream");
 }
 
+// WebKit (Safari, WeChat on iOS) shows a blank page for a PDF served under `sandbox` or with object-src 'none'
+// (which default-src 'none' implies); text and images keep the sandbox.
+TEST(DocumentCsp, APdfIsNotSandboxedSoWebKitCanShowItAndOtherDocumentsAre) {
+  const std::string pdf = document_csp(sniff_content_type("%PDF-1.7\n"));
+  EXPECT_EQ(pdf.find("sandbox"), std::string::npos) << pdf;
+  EXPECT_EQ(pdf.find("default-src"), std::string::npos) << pdf;
+  EXPECT_EQ(pdf.find("object-src"), std::string::npos) << pdf;
+  EXPECT_NE(pdf.find("frame-ancestors 'none'"), std::string::npos) << pdf;
+  for (const std::string bytes : {"传票正文", "\x89PNG\r\n\x1a\n", "<html><script>alert(1)</script>"}) {
+    const std::string csp = document_csp(sniff_content_type(bytes));
+    EXPECT_TRUE(csp.starts_with("sandbox;")) << bytes << ": " << csp;
+    EXPECT_NE(csp.find("default-src 'none'"), std::string::npos) << csp;
+  }
+}
+
 TEST(PercentEncode, Utf8FileName) { EXPECT_EQ(percent_encode("传票 1.pdf"), "%E4%BC%A0%E7%A5%A8%201.pdf"); }
 
 }  // namespace
