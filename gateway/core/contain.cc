@@ -26,9 +26,26 @@ std::string demangled(const std::type_info& type) {
   return status == 0 && name ? std::string(name.get()) : std::string(type.name());
 }
 
+// Masked before cutting, so no number is cut below 7 digits.
+std::string short_text(std::string_view what) {
+  std::string text = mask_personal_data(what);
+  if (text.size() > kMaxWhat) text = text.substr(0, kMaxWhat) + "...";
+  return repair_utf8(text);
+}
+
+Error described(std::string_view where, std::string_view what) {
+  return Error::transient("internal_error", std::string(where) + ": " + std::string(what) +
+                                                ". Hint: this is a bug in Songda; report it with this message");
+}
+
 }  // namespace
 
 std::uint64_t internal_errors() { return g_internal_errors.load(); }
+
+Error internal_error(std::string_view where, std::string_view what) {
+  g_internal_errors.fetch_add(1);
+  return described(where, short_text(what));
+}
 
 Error internal_error(std::string_view where, const std::exception_ptr& ep) {
   g_internal_errors.fetch_add(1);
@@ -36,14 +53,10 @@ Error internal_error(std::string_view where, const std::exception_ptr& ep) {
   try {
     if (ep) std::rethrow_exception(ep);
   } catch (const std::exception& e) {
-    std::string text = mask_personal_data(e.what());  // before cutting, so no number is cut below 7 digits
-    if (text.size() > kMaxWhat) text = text.substr(0, kMaxWhat) + "...";
-    what = demangled(typeid(e)) + ": " + repair_utf8(text);
+    what = demangled(typeid(e)) + ": " + short_text(e.what());
   } catch (...) {
   }
-  std::string message =
-      std::string(where) + ": unexpected " + what + ". Hint: this is a bug in Songda; report it with this message";
-  return Error::transient("internal_error", std::move(message));
+  return described(where, "unexpected " + what);
 }
 
 }  // namespace songda

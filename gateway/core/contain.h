@@ -25,6 +25,10 @@ std::uint64_t internal_errors();
 // retryable}. Phone numbers and email addresses in what() are masked (it may quote the input).
 Error internal_error(std::string_view where, const std::exception_ptr& ep);
 
+// The same for a fault found without an exception (what Songda wrote does not read back): counted, masked,
+// Error{"internal_error", "<where>: <what>. Hint: ..."}.
+Error internal_error(std::string_view where, std::string_view what);
+
 // f() for a Result-returning f, with any exception it throws returned as internal_error(where, ...).
 template <typename F>
 auto contain(std::string_view where, F&& f) -> std::invoke_result_t<F> {

@@ -161,6 +161,15 @@ Result<int> Dispatcher::run_once(Channel& channel, std::int64_t now_ms) {
   std::vector<ClaimedDelivery> sendable;
   std::vector<ClaimedDelivery> alone;  // each sent on its own: it was in a batch whose send threw
   for (auto& c : claimed.value()) {
+    if (!c.unreadable.empty()) {
+      // Not sent (there is nothing to send) and not failed (a newer instance may read it): it waits out its lease
+      // in the queue, and every claim of it is an error an operator sees.
+      const Error e = internal_error("dispatch " + ch + ": delivery " + c.delivery.id,
+                                     "its stored record does not read (" + c.unreadable +
+                                         "); it is left in the queue for an instance that reads it");
+      spdlog::error("{}", e.message);
+      continue;
+    }
     // A delivery whose lease ran out more often than it may be attempted (its outcome could not be recorded,
     // or instances kept dying mid-send) is not sent again: each resend could be a real second SMS.
     if (c.attempts > retry_.max_attempts) {

@@ -464,9 +464,16 @@ Result<std::vector<ClaimedDelivery>> DeliveryStore::claim_due(const std::string&
   for (const auto& row : r->elements) {
     if (row.elements.size() != 5) return unexpected("claim_due");
     auto d = delivery_from_record_text(row.elements[1].str);
-    if (!d.ok()) continue;  // a record without a body cannot be sent; left in the queue for an operator to see
+    if (!d.ok()) {
+      ClaimedDelivery bad;
+      bad.delivery.id = row.elements[0].str;
+      bad.attempts = static_cast<int>(to_i64(row.elements[3]));
+      bad.unreadable = row.elements[1].str.empty() ? "no record" : d.error().message;
+      out.push_back(std::move(bad));
+      continue;
+    }
     out.push_back(ClaimedDelivery{std::move(d.value()), row.elements[2].str, static_cast<int>(to_i64(row.elements[3])),
-                                  to_i64(row.elements[4])});
+                                  to_i64(row.elements[4]), ""});
   }
   return out;
 }

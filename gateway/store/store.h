@@ -71,6 +71,10 @@ struct ClaimedDelivery {
   // > 0: an earlier attempt, claimed then, has no recorded outcome (the process died mid-send); the
   // provider may have the message already. Cleared by the first completion that settles it.
   std::int64_t in_doubt_since_ms = 0;
+  // Not empty: the stored record does not read (why), and only delivery.id is set. Songda wrote it, so this is
+  // a bug, or a record written by a newer version during a roll-out. It must not be sent or failed: it stays
+  // in the queue, under the lease of this claim, for an instance that can read it.
+  std::string unreadable;
 };
 
 struct Completion {

@@ -59,6 +59,16 @@ TEST(Contain, DescribesAThrownValueThatIsNotAStdException) {
       << r.error().message;
 }
 
+TEST(Contain, AFaultFoundWithoutAnExceptionIsCountedAndMasked) {
+  const auto before = internal_errors();
+  const Error e = internal_error("dispatch sms: delivery d1", "its stored record does not read: +8613812345678");
+  EXPECT_EQ(internal_errors(), before + 1);
+  EXPECT_EQ(e.code, "internal_error");
+  EXPECT_EQ(e.message.rfind("dispatch sms: delivery d1: its stored record does not read: ", 0), 0u) << e.message;
+  EXPECT_EQ(e.message.find("13812345678"), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find("Hint: this is a bug in Songda"), std::string::npos);
+}
+
 TEST(Contain, CutsALongMessageAndKeepsItUtf8) {
   // The cut falls inside 豫 (bytes 299-301).
   auto r =
