@@ -30,7 +30,7 @@
 
 namespace songda::broadcast {
 
-inline constexpr const char* kBroadcastEventType = "notice.broadcast";
+using songda::kBroadcastEventType;
 
 struct BroadcastSpec {
   std::string id;

@@ -45,6 +45,9 @@ struct Document {
   int pages = 0;
 };
 
+// The event type that starts a lawyer group broadcast (gateway/broadcast) instead of planning deliveries itself.
+inline constexpr const char* kBroadcastEventType = "notice.broadcast";
+
 struct CaseEvent {
   std::string event_id;
   std::string type;

@@ -25,6 +25,14 @@ OutgoingMessage dead_letter(const KafkaMessage& m, const Error& e, const std::st
   return out;
 }
 
+namespace {
+Error conflict(const std::string& event_id) {
+  return Error::permanent("conflict", "event_id " + event_id +
+                                          " was already recorded with different content; the first version stands. "
+                                          "Hint: use a new event_id for a correction");
+}
+}  // namespace
+
 IngestPipeline::IngestPipeline(const Config& config, const EventValidator& validator, DeliveryStore& store,
                                DeadLetterSink& dlq, PlanOptions plan_options, IngestCounters& counters)
     : config_(config),
@@ -47,12 +55,10 @@ void IngestPipeline::set_broadcast_starter(std::function<Status(const CaseEvent&
   broadcast_starter_ = std::move(starter);
 }
 
-Result<EventToRecord> IngestPipeline::to_record_from(const KafkaMessage& m, std::int64_t now_ms) const {
+Result<EventToRecord> IngestPipeline::to_record_from(
+    const KafkaMessage& m, std::int64_t now_ms, const std::unordered_map<std::string, std::string>& earlier) const {
   auto event = validator_.validate(m.value);
   if (!event.ok()) return event.error();
-  if (broadcast_starter_) {
-    if (auto s = broadcast_starter_(event.value(), now_ms); !s.ok()) return s.error();
-  }
   auto plan = plan_event(event.value(), config_, plan_options_);
   if (!plan.ok()) return plan.error();
   EventToRecord rec;
@@ -64,6 +70,21 @@ Result<EventToRecord> IngestPipeline::to_record_from(const KafkaMessage& m, std:
   rec.deliveries = std::move(plan->deliveries);
   rec.due_ms.reserve(rec.deliveries.size());
   for (const auto& d : rec.deliveries) rec.due_ms.push_back(due_policy_ ? due_policy_(d, now_ms) : now_ms);
+  if (broadcast_starter_ && event->type == kBroadcastEventType) {
+    // A broadcast fans out to the whole group as it starts, before this event is recorded: so it starts only once
+    // nothing else can refuse the event. It was planned above, and an event_id recorded with other content (a
+    // correction, also earlier in this batch) is refused here as record_batch would refuse it. (A read for broadcast
+    // events only; they are rare.) A record_batch that fails after the start is retried, and the start again is a
+    // duplicate.
+    if (const auto e = earlier.find(event->event_id); e != earlier.end()) {
+      if (e->second != event->digest) return conflict(event->event_id);
+    } else {
+      auto recorded = store_.recorded_digest(event->event_id);
+      if (!recorded.ok()) return recorded.error();
+      if (recorded.value() && *recorded.value() != event->digest) return conflict(event->event_id);
+    }
+    if (auto s = broadcast_starter_(event.value(), now_ms); !s.ok()) return s.error();
+  }
   return rec;
 }
 
@@ -72,6 +93,7 @@ Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int6
   std::vector<const KafkaMessage*> recorded_from;
   std::vector<OutgoingMessage> dead;
   std::vector<EvidenceLeaf> rejection_evidence;
+  std::unordered_map<std::string, std::string> digests;  // of the events to record, the first of each event_id
 
   auto reject = [&](const KafkaMessage& m, const Error& e) {
     spdlog::warn("event refused: topic={} partition={} offset={} code={} reason={}", m.topic, m.partition, m.offset,
@@ -91,7 +113,7 @@ Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int6
   for (const auto& m : batch) {
     // A message that makes Songda throw (a bug) goes to the DLQ with the reason, so the ones after it are not held
     // up behind it, and can be published again once the bug is fixed.
-    auto rec = contain("ingest", [&] { return to_record_from(m, now_ms); });
+    auto rec = contain("ingest", [&] { return to_record_from(m, now_ms, digests); });
     if (!rec.ok()) {
       if (rec.error().code == "internal_error") {
         spdlog::error("{}: topic={} partition={} offset={}", rec.error().message, m.topic, m.partition, m.offset);
@@ -102,6 +124,7 @@ Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int6
       reject(m, rec.error());
       continue;
     }
+    digests.emplace(rec->event_id, rec->digest);
     to_record.push_back(std::move(rec.value()));
     recorded_from.push_back(&m);
   }
@@ -136,10 +159,7 @@ Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int6
         counters_.duplicates.fetch_add(1);
         break;
       case RecordOutcome::kConflict:
-        reject(*recorded_from[i], Error::permanent("conflict", "event_id " + to_record[i].event_id +
-                                                                   " was already recorded with different content; "
-                                                                   "the first version stands. Hint: use a new event_id "
-                                                                   "for a correction"));
+        reject(*recorded_from[i], conflict(to_record[i].event_id));
         break;
     }
   }

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "gateway/config/config.h"
@@ -82,7 +83,9 @@ class IngestPipeline {
 
  private:
   // One message: validated, its broadcast started, planned, with its evidence and due times (no recording).
-  Result<EventToRecord> to_record_from(const KafkaMessage& m, std::int64_t now_ms) const;
+  // `earlier`: event_id -> digest of the events before m in its batch (recorded with it, first one first).
+  Result<EventToRecord> to_record_from(const KafkaMessage& m, std::int64_t now_ms,
+                                       const std::unordered_map<std::string, std::string>& earlier) const;
 
   const Config& config_;
   const EventValidator& validator_;

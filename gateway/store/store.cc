@@ -454,6 +454,13 @@ Result<std::vector<RecordOutcome>> DeliveryStore::record_batch(const std::vector
   return out;
 }
 
+Result<std::optional<std::string>> DeliveryStore::recorded_digest(const std::string& event_id) {
+  auto r = pool_.command({"HGET", "sd:evt:{" + event_id + "}", "digest"});
+  if (!r.ok()) return r.error();
+  if (r->type == RedisReply::Type::kNil) return std::optional<std::string>{};
+  return std::optional<std::string>{r->str};
+}
+
 Result<std::vector<ClaimedDelivery>> DeliveryStore::claim_due(const std::string& channel, std::int64_t now_ms,
                                                               int lease_ms, int limit, double rate_per_sec) {
   auto r = pool_.eval(

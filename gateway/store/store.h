@@ -132,6 +132,8 @@ class DeliveryStore {
   // One round trip for the whole batch. Returns one outcome per event, in order.
   Result<std::vector<RecordOutcome>> record_batch(const std::vector<EventToRecord>& events, std::int64_t now_ms);
 
+  // The digest event_id was recorded with; nullopt when it was not recorded.
+  Result<std::optional<std::string>> recorded_digest(const std::string& event_id);
   // Leases up to `limit` due deliveries of one channel for `lease_ms`. With rate_per_sec > 0, a token
   // bucket shared by all instances (sd:rate:<channel>) caps how many it hands out.
   Result<std::vector<ClaimedDelivery>> claim_due(const std::string& channel, std::int64_t now_ms, int lease_ms,

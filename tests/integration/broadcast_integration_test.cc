@@ -444,6 +444,40 @@ TEST_F(BroadcastTest, NoticeBroadcastEventOnKafkaServesTheGroup) {
     if (k == "songda.error.code") code = v;
   }
   EXPECT_EQ(code, "not_found") << "an event naming an unknown group is refused with the reason";
+
+  // A correction reusing the event_id, naming a new broadcast id, is refused as a conflict before its broadcast
+  // starts: before, the group was served the refused notice (the fan-out started ahead of the conflict check).
+  // Published twice in one batch as well: the second is measured against the first of its batch.
+  Json corrected = e;
+  corrected["params"]["notice_text"] = "12月排期调整（更正）";
+  corrected["broadcast"]["id"] = "bc-corrected";
+  Json fresh = e;
+  fresh["event_id"] = "evt-bc-3";
+  fresh["broadcast"]["id"] = "bc-fresh";
+  Json fresh_corrected = fresh;
+  fresh_corrected["params"]["notice_text"] = "另一版本";
+  fresh_corrected["broadcast"]["id"] = "bc-fresh-corrected";
+  ASSERT_TRUE(producer
+                  .produce_all({{config_.kafka.topic, "k", corrected.dump(), {}},
+                                {config_.kafka.topic, "k", fresh.dump(), {}},
+                                {config_.kafka.topic, "k", fresh_corrected.dump(), {}}})
+                  .ok());
+  std::vector<std::string> codes;
+  for (int i = 0; i < 50 && codes.size() < 3; ++i) {
+    codes.clear();
+    for (const auto& m : testing::read_all(brokers_, config_.kafka.dlq_topic, 2000)) {
+      for (const auto& [k, v] : m.headers) {
+        if (k == "songda.error.code") codes.push_back(v);
+      }
+    }
+    if (codes.size() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_EQ(codes, (std::vector<std::string>{"not_found", "conflict", "conflict"}));
+  EXPECT_EQ(call("GET", "/v1/broadcasts/bc-corrected")->status, 404) << "the refused correction was broadcast";
+  EXPECT_EQ(call("GET", "/v1/broadcasts/bc-fresh-corrected")->status, 404) << "the refused correction was broadcast";
+  EXPECT_EQ(wait_progress(
+                "bc-fresh", [](const Json& x) { return x["state"] == "finished"; }, 60)["members"],
+            30);
 }
 
 }  // namespace
