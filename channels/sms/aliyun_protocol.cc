@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gateway/core/crypto.h"
+#include "gateway/core/json_parse.h"
 
 namespace songda::sms::aliyun {
 namespace {
@@ -316,7 +317,7 @@ Result<RpcRequest> build_send_batch_sms(const Credentials& credentials, const Se
 }
 
 Result<SendSmsResponse> parse_send_sms_response(std::string_view body) {
-  const auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  const auto j = parse_json(body);
   if (!j.is_object()) return Error::permanent("invalid_response", "Aliyun answer is not a JSON object");
   const auto code = j.find("Code");
   if (code == j.end() || !code->is_string()) {
@@ -348,7 +349,7 @@ Result<RpcRequest> build_query_send_details(const Credentials& credentials, cons
 }
 
 Result<QuerySendDetailsResponse> parse_query_send_details_response(std::string_view body) {
-  const auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  const auto j = parse_json(body);
   if (!j.is_object()) return Error::permanent("invalid_response", "Aliyun answer is not a JSON object");
   const auto code = j.find("Code");
   if (code == j.end() || !code->is_string()) return Error::permanent("invalid_response", "Aliyun answer has no Code");
@@ -380,7 +381,7 @@ Result<QuerySendDetailsResponse> parse_query_send_details_response(std::string_v
 }
 
 Result<SmsReportBatch> parse_sms_report(std::string_view body) {
-  const auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  const auto j = parse_json(body);
   if (!j.is_array()) return Error::permanent("invalid_receipt", "SmsReport push is not a JSON array");
   SmsReportBatch batch;
   for (std::size_t i = 0; i < j.size(); ++i) {

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gateway/core/crypto.h"
+#include "gateway/core/json_parse.h"
 
 namespace songda::sms::tencent {
 namespace {
@@ -188,7 +189,7 @@ Result<HttpRequest> build_pull_status_by_phone(const Credentials& credentials, c
 }
 
 Result<PullStatusResponse> parse_pull_status_response(std::string_view body) {
-  const auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  const auto j = parse_json(body);
   if (!j.is_object()) return Error::permanent("invalid_response", "Tencent answer is not a JSON object");
   const auto resp = j.find("Response");
   if (resp == j.end() || !resp->is_object()) {
@@ -221,7 +222,7 @@ Result<PullStatusResponse> parse_pull_status_response(std::string_view body) {
 }
 
 Result<SendSmsResponse> parse_send_sms_response(std::string_view body) {
-  const auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  const auto j = parse_json(body);
   if (!j.is_object()) return Error::permanent("invalid_response", "Tencent answer is not a JSON object");
   const auto resp = j.find("Response");
   if (resp == j.end() || !resp->is_object()) {
@@ -257,7 +258,7 @@ Result<SendSmsResponse> parse_send_sms_response(std::string_view body) {
 }
 
 Result<StatusBatch> parse_status_callback(std::string_view body) {
-  const auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  const auto j = parse_json(body);
   if (!j.is_array()) return Error::permanent("invalid_receipt", "Tencent status callback is not a JSON array");
   StatusBatch batch;
   for (std::size_t i = 0; i < j.size(); ++i) {

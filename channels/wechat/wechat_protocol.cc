@@ -10,6 +10,7 @@
 #include <pugixml.hpp>
 
 #include "gateway/core/crypto.h"
+#include "gateway/core/json_parse.h"
 #include "gateway/core/text.h"
 
 namespace songda::wechat {
@@ -279,7 +280,7 @@ Result<std::string> subscribe_message_body(const SubscribeMessage& m) {
 }
 
 Result<SendResponse> parse_send_response(std::string_view body) {
-  const auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  const auto j = parse_json(body);
   if (!j.is_object()) return Error::permanent("invalid_response", "WeChat answer is not a JSON object");
   SendResponse out;
   const auto code = j.find("errcode");
@@ -313,7 +314,7 @@ std::string stable_token_request_body(std::string_view appid, std::string_view s
 }
 
 Result<AccessToken> parse_access_token_response(std::string_view body) {
-  const auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  const auto j = parse_json(body);
   if (!j.is_object()) return Error::transient("invalid_response", "WeChat token answer is not a JSON object");
   const auto code = j.find("errcode");
   if (code != j.end() && code->is_number_integer() && code->get<std::int64_t>() != 0) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <thread>
 
+#include "gateway/core/json_parse.h"
 #include "gateway/core/text.h"
 
 namespace songda::broadcast {
@@ -41,9 +42,13 @@ int int_param(const httplib::Request& req, const char* name, int fallback, int l
 
 Result<Json> json_body(const httplib::Request& req) {
   if (!is_valid_utf8(req.body)) return Error::permanent("invalid_utf8", "the body is not valid UTF-8");
-  Json j = Json::parse(req.body, nullptr, false);
-  if (j.is_discarded()) return Error::permanent("invalid_json", "the body is not JSON");
-  return j;
+  auto parsed = parse_json_limited(req.body);
+  if (parsed.too_deep) {
+    return Error::permanent("invalid_json",
+                            "the body is nested deeper than " + std::to_string(kMaxJsonDepth) + " arrays and objects");
+  }
+  if (parsed.value.is_discarded()) return Error::permanent("invalid_json", "the body is not JSON");
+  return std::move(parsed.value);
 }
 
 Json group_json(const GroupInfo& g) {

@@ -5,6 +5,7 @@
 
 #include "gateway/core/crypto.h"
 #include "gateway/core/event.h"
+#include "gateway/core/json_parse.h"
 #include "gateway/core/text.h"
 #include "gateway/evidence/json_fields.h"
 #include "gateway/evidence/rules.h"
@@ -295,7 +296,7 @@ class Verifier {
   void check_consistency() {
     if (!options_.earlier) return;
     const std::string name = "consistency 一致性证明";
-    const Json earlier_json = Json::parse(options_.earlier->checkpoint_json, nullptr, false);
+    const Json earlier_json = parse_json(options_.earlier->checkpoint_json);
     auto earlier = checkpoint_from_json(earlier_json);
     if (!earlier) {
       add(name, false, "earlier checkpoint: " + earlier.error().message);
@@ -463,7 +464,7 @@ VerifyReport verify_parsed_bundle(const nlohmann::json& bundle, std::string_view
 
 VerifyReport verify_bundle(std::string_view bundle_json, std::string_view public_key_pem,
                            const VerifyOptions& options) {
-  const Json bundle = Json::parse(bundle_json, nullptr, false);
+  const Json bundle = parse_json(bundle_json);
   if (bundle.is_discarded()) {
     VerifyReport report;
     report.checks.push_back(Check{"bundle format 格式", false, "not valid JSON (UTF-8); the file is damaged"});

@@ -9,6 +9,7 @@
 #include <valijson/schema_parser.hpp>
 #include <valijson/validator.hpp>
 
+#include "gateway/core/json_parse.h"
 #include "gateway/core/text.h"
 
 namespace songda {
@@ -67,7 +68,12 @@ Result<CaseEvent> EventValidator::validate(std::string_view bytes) const {
                                              " (kafka.max_event_bytes). Hint: send the document by URL, not inline");
   }
   if (!is_valid_utf8(bytes)) return Error::permanent("invalid_utf8", "event is not valid UTF-8");
-  const auto doc = nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, false);
+  const auto parsed = parse_json_limited(bytes);
+  if (parsed.too_deep) {
+    return Error::permanent("invalid_json",
+                            "event is nested deeper than " + std::to_string(kMaxJsonDepth) + " arrays and objects");
+  }
+  const nlohmann::json& doc = parsed.value;
   if (doc.is_discarded()) return Error::permanent("invalid_json", "event is not valid JSON");
   if (!doc.is_object()) return Error::permanent("invalid_json", "event must be a JSON object");
 

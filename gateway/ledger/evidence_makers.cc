@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "gateway/core/crypto.h"
+#include "gateway/core/json_parse.h"
 #include "gateway/core/text.h"
 #include "gateway/evidence/merkle.h"
 
@@ -243,7 +244,7 @@ EvidenceRecord rejected_record(const KafkaMessage& m, const Error& error, std::i
   r.event_id = coordinates;
   r.court_id = "_";
   r.case_number = "_";
-  const Json j = Json::parse(m.value, nullptr, false);
+  const Json j = parse_json(m.value);
   if (j.is_object()) {
     auto text_at = [&](const Json& obj, const char* key) -> std::string {
       if (!obj.is_object()) return "";

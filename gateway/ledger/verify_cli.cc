@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "gateway/core/json_parse.h"
 #include "gateway/core/text.h"
 #include "gateway/evidence/bundle.h"
 #include "gateway/evidence/checkpoint.h"
@@ -120,7 +121,7 @@ int run_verify(const std::vector<std::string>& argv, std::ostream& out) {
     if (!since) return 2;
     auto proof_text = need(a.options["--consistency"], "consistency proof");
     if (!proof_text) return 2;
-    const Json proof = Json::parse(*proof_text, nullptr, false);
+    const Json proof = parse_json(*proof_text);
     const Json* list =
         proof.is_array() ? &proof : (proof.is_object() && proof.contains("proof") ? &proof["proof"] : nullptr);
     if (list == nullptr || !list->is_array()) {
@@ -142,7 +143,7 @@ int run_verify(const std::vector<std::string>& argv, std::ostream& out) {
   }
   out << "songda verify — 电子送达凭证核验 / offline proof-of-service verification\n";
   out << "bundle 凭证文件: " << bundle_path << "\n";
-  const Json parsed = Json::parse(*bundle, nullptr, false);
+  const Json parsed = parse_json(*bundle);
   if (parsed.is_object() && parsed.contains("delivery") && parsed["delivery"].is_object()) {
     const Json& d = parsed["delivery"];
     out << "delivery 送达: " << d.value("delivery_id", "?") << " · case 案号 " << d.value("case_number", "?") << " ("

@@ -110,6 +110,18 @@ TEST_F(ValidatorTest, InvalidJsonIsRefused) {
   }
 }
 
+// 100,000 nested arrays in a field the schema does not look at (200 KB, under the size limit): before, the
+// event passed validation and the digest's dump() overflowed the stack, ending the process at every restart.
+TEST_F(ValidatorTest, AnEventNestedTooDeepIsRefusedNotACrash) {
+  std::string bytes = valid_event().dump();
+  bytes.pop_back();
+  bytes += ",\"x\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  const EventValidator one_mib(EventValidator::default_schema_path(), 1 << 20);  // the shipped limit
+  const auto r = one_mib.validate(bytes);
+  expect_error(r, "invalid_json");
+  EXPECT_THAT(r.error().message, HasSubstr("nested deeper than 64"));
+}
+
 TEST_F(ValidatorTest, JsonThatIsNotAnObjectIsRefused) {
   expect_error(validator_.validate("[1,2,3]"), "invalid_json");
   expect_error(validator_.validate("\"summons.issued\""), "invalid_json");
