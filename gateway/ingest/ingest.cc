@@ -7,21 +7,46 @@
 #include <thread>
 
 #include "gateway/core/contain.h"
+#include "gateway/core/crypto.h"
 #include "gateway/core/text.h"
 
 namespace songda {
 
-OutgoingMessage dead_letter(const KafkaMessage& m, const Error& e, const std::string& dlq_topic) {
+OutgoingMessage dead_letter(const KafkaMessage& m, const Error& e, const std::string& dlq_topic, std::int64_t now_ms) {
   OutgoingMessage out;
   out.topic = dlq_topic;
   out.key = m.key;
-  out.value = m.value;
   out.headers = m.headers;
   out.headers.emplace_back("songda.error.code", e.code);
   out.headers.emplace_back("songda.error.message", e.message);
   out.headers.emplace_back("songda.source.topic", m.topic);
   out.headers.emplace_back("songda.source.partition", std::to_string(m.partition));
   out.headers.emplace_back("songda.source.offset", std::to_string(m.offset));
+  out.headers.emplace_back("songda.dead-letter", kDeadLetterSchema);
+  std::size_t header_bytes = 0;
+  for (const auto& [k, v] : out.headers) header_bytes += k.size() + v.size();
+
+  nlohmann::json body = {{"schema", kDeadLetterSchema},
+                         {"error", {{"code", e.code}, {"message", repair_utf8(e.message)}}},
+                         {"source", {{"topic", m.topic}, {"partition", m.partition}, {"offset", m.offset}}},
+                         {"refused_at", rfc3339_utc(now_ms)},
+                         {"original", {{"bytes", m.value.size()}, {"sha256", sha256_hex(m.value)}}}};
+  auto& original = body["original"];
+  const bool text = is_valid_utf8(m.value);
+  original["encoding"] = text ? "utf-8" : "base64";
+  original["value"] = text ? m.value : base64_encode(m.value);
+  out.value = body.dump();
+  if (out.value.size() + header_bytes + out.key.size() > kMaxDeadLetterBytes) {
+    // Kafka refuses a record this large (librdkafka's and the broker's default limit is ~1 MB): it would be retried
+    // for ever and hold up the partition. The original stays in the source topic, at the position given, for as long
+    // as the topic keeps it; its size and SHA-256 identify it.
+    original.erase("value");
+    original.erase("encoding");
+    original["omitted"] = "the original is too large for a dead-letter record; it is at " + m.topic + " partition " +
+                          std::to_string(m.partition) + " offset " + std::to_string(m.offset) +
+                          " for as long as that topic keeps it";
+    out.value = body.dump();
+  }
   return out;
 }
 
@@ -98,7 +123,7 @@ Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int6
   auto reject = [&](const KafkaMessage& m, const Error& e) {
     spdlog::warn("event refused: topic={} partition={} offset={} code={} reason={}", m.topic, m.partition, m.offset,
                  e.code, e.message);
-    dead.push_back(dead_letter(m, e, config_.kafka.dlq_topic));
+    dead.push_back(dead_letter(m, e, config_.kafka.dlq_topic, now_ms));
     if (!rejected_evidence_) return;
     // The message goes to the DLQ all the same: a record that cannot be made (a bug) must not hold up the partition.
     auto leaves = contain("rejection evidence",

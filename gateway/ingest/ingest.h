@@ -56,9 +56,17 @@ struct IngestCounters {
   std::atomic<std::uint64_t> batches{0};
 };
 
-// The DLQ message for a refused input: the original key, bytes and headers, plus
-// songda.error.code, songda.error.message, songda.source.topic/partition/offset.
-OutgoingMessage dead_letter(const KafkaMessage& m, const Error& e, const std::string& dlq_topic);
+inline constexpr const char* kDeadLetterSchema = "songda.dead-letter/v1";
+// Kafka's default record limit (librdkafka's message.max.bytes and the broker's) is ~1,000,000 bytes.
+inline constexpr std::size_t kMaxDeadLetterBytes = 900'000;
+
+// The DLQ message for a refused input (schemas/dead-letter.v1.schema.json), the reason in headers and body:
+// - key and headers: the original's, plus songda.error.code, songda.error.message,
+//   songda.source.topic/partition/offset and songda.dead-letter (the body's schema);
+// - body: {"schema", "error": {code, message}, "source": {topic, partition, offset}, "refused_at",
+//   "original": {bytes, sha256, encoding: "utf-8"|"base64", value}}; when the whole record would exceed
+//   kMaxDeadLetterBytes, "value" and "encoding" are left out and "omitted" says where the original is.
+OutgoingMessage dead_letter(const KafkaMessage& m, const Error& e, const std::string& dlq_topic, std::int64_t now_ms);
 
 class IngestPipeline {
  public:

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -224,11 +225,23 @@ struct KafkaProducer::Impl {
 };
 
 namespace {
+// What one produce_all call waits for. Each message holds a reference (its opaque) until its delivery report: a
+// call that gives up waiting (flush timed out) returns while its messages may still be reported, and they must not
+// write into a stack frame that is gone (the checkpointer shares this producer, so that could be another thread's).
+struct ProduceCall {
+  std::atomic<int> failures{0};
+  std::mutex mu;
+  std::string first_error;  // guarded by mu
+};
+using CallRef = std::shared_ptr<ProduceCall>;
+
 void dr_cb(rd_kafka_t* /*rk*/, const rd_kafka_message_t* m, void* /*opaque*/) {
-  auto* failures = static_cast<std::atomic<int>*>(m->_private);
-  if (failures != nullptr && m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    spdlog::error("kafka produce to {} failed: {}", rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
-    failures->fetch_add(1);
+  const std::unique_ptr<CallRef> call(static_cast<CallRef*>(m->_private));
+  if (call == nullptr || m->err == RD_KAFKA_RESP_ERR_NO_ERROR) return;
+  spdlog::error("kafka produce to {} failed: {}", rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+  if ((*call)->failures.fetch_add(1) == 0) {
+    const std::lock_guard lock((*call)->mu);
+    (*call)->first_error = rd_kafka_err2str(m->err);
   }
 }
 }  // namespace
@@ -254,7 +267,7 @@ KafkaProducer::~KafkaProducer() {
 Status KafkaProducer::produce_all(const std::vector<OutgoingMessage>& messages, int timeout_ms) {
   if (messages.empty()) return ok_status();
   std::lock_guard lock(impl_->mu);
-  std::atomic<int> failures{0};
+  const auto call = std::make_shared<ProduceCall>();
   for (const auto& m : messages) {
     rd_kafka_headers_t* hdrs = rd_kafka_headers_new(m.headers.size());
     for (const auto& [k, v] : m.headers) {
@@ -275,13 +288,16 @@ Status KafkaProducer::produce_all(const std::vector<OutgoingMessage>& messages, 
       vus[3].u.i = RD_KAFKA_MSG_F_COPY;
       vus[4].vtype = RD_KAFKA_VTYPE_HEADERS;
       vus[4].u.headers = hdrs;
+      auto ref = std::make_unique<CallRef>(call);  // released to the delivery report once queued
       vus[5].vtype = RD_KAFKA_VTYPE_OPAQUE;
-      vus[5].u.ptr = &failures;
+      vus[5].u.ptr = ref.get();
       rd_kafka_error_t* err = rd_kafka_produceva(impl_->rk.get(), vus, 6);
       e = RD_KAFKA_RESP_ERR_NO_ERROR;
       if (err != nullptr) {
         e = rd_kafka_error_code(err);
         rd_kafka_error_destroy(err);
+      } else {
+        (void)ref.release();
       }
       if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
       rd_kafka_poll(impl_->rk.get(), 50);
@@ -295,8 +311,10 @@ Status KafkaProducer::produce_all(const std::vector<OutgoingMessage>& messages, 
   if (rd_kafka_flush(impl_->rk.get(), timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return Error::transient("kafka_produce", "broker did not acknowledge within " + std::to_string(timeout_ms) + " ms");
   }
-  if (failures.load() > 0) {
-    return Error::transient("kafka_produce", std::to_string(failures.load()) + " message(s) were not acknowledged");
+  if (const int failed = call->failures.load(); failed > 0) {
+    const std::lock_guard guard(call->mu);
+    return Error::transient("kafka_produce",
+                            std::to_string(failed) + " message(s) were not acknowledged (" + call->first_error + ")");
   }
   return ok_status();
 }

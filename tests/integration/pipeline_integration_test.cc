@@ -12,7 +12,9 @@
 #include <thread>
 
 #include "gateway/app/app.h"
+#include "gateway/core/crypto.h"
 #include "gateway/core/text.h"
+#include "gateway/ingest/ingest.h"
 #include "tests/support/kafka_util.h"
 #include "tests/support/service_config.h"
 
@@ -114,6 +116,25 @@ TEST(KafkaConsumerClose, ClosingAnyTimeAfterJoiningWithAnotherMemberDoesNotAbort
     second.close();
     closing.join();
   }
+}
+
+// An event over ~1 MB (a topic can be set to take it) is refused as too_large. Before, its DLQ record was the
+// event itself plus headers: the broker refused it (MSG_SIZE_TOO_LARGE), the batch was retried for ever and the
+// partition stopped. Now the record names the original (size, SHA-256, position) and Kafka takes it.
+TEST(DeadLetterOnKafka, TheRecordOfAnOversizedEventIsAcceptedByTheBroker) {
+  const Config config = config_for_test_services("dl", 1, 1);
+  const KafkaMessage big{config.kafka.topic, 0, 77, "case-1", std::string(2 * 1024 * 1024, 'x'), {}};
+  const Error too_large = Error::permanent("too_large", "event is 2097152 bytes; the limit is 1048576");
+  KafkaProducer producer(config.kafka);
+  OutgoingMessage as_before{config.kafka.dlq_topic, big.key, big.value, {{"songda.error.code", "too_large"}}};
+  EXPECT_FALSE(producer.produce_all({as_before}, 10000).ok()) << "the broker took a 2 MiB record";
+  ASSERT_TRUE(producer.produce_all({dead_letter(big, too_large, config.kafka.dlq_topic, now_unix_ms())}, 10000).ok());
+  const auto dlq = read_all(config.kafka.brokers, config.kafka.dlq_topic);
+  ASSERT_EQ(dlq.size(), 1u);
+  const auto body = nlohmann::json::parse(dlq[0].value);
+  EXPECT_EQ(body["error"]["code"], "too_large");
+  EXPECT_EQ(body["original"]["sha256"], sha256_hex(big.value));
+  EXPECT_FALSE(body["original"].contains("value"));
 }
 
 TEST_F(PipelineTest, ThousandEventsWithDuplicatesInvalidAndConflictsGiveExactlyTheExpectedDeliveries) {
@@ -225,6 +246,15 @@ TEST_F(PipelineTest, ThousandEventsWithDuplicatesInvalidAndConflictsGiveExactlyT
     EXPECT_FALSE(h["songda.error.message"].empty());
     EXPECT_EQ(h["songda.source.topic"], config_.kafka.topic);
     EXPECT_FALSE(h["songda.source.offset"].empty());
+    // The reason is in the body too, with the original as it came (the ★ DLQ contract).
+    const auto body = nlohmann::json::parse(m.value, nullptr, false);
+    ASSERT_TRUE(body.is_object()) << m.value.substr(0, 200);
+    EXPECT_EQ(body["error"]["code"], h["songda.error.code"]);
+    EXPECT_EQ(body["source"]["offset"], std::stoll(h["songda.source.offset"]));
+    const std::string value = body["original"]["value"];
+    const std::string original = body["original"]["encoding"] == "base64" ? base64_decode(value) : value;
+    EXPECT_EQ(sha256_hex(original), body["original"]["sha256"]);
+    EXPECT_EQ(original.size(), body["original"]["bytes"]);
   }
   expected_codes["conflict"] = 5;
   EXPECT_EQ(codes, expected_codes);
