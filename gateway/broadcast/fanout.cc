@@ -112,6 +112,12 @@ Result<int> Fanout::fan_out(const BroadcastRecord& b, std::int64_t now_ms) {
       auto held = broadcasts_.hold_lease(options_.instance_id, options_.lease_ttl_ms);
       if (!held.ok()) return held.error();
       if (!held.value()) return pages;
+      // A cancel asked during the pass stops it here: no page is planned after it (the page being recorded when it
+      // came is covered by the cancel pass, which reaches one page beyond the cursor).
+      auto state = broadcasts_.state(spec.id);
+      if (!state.ok()) return state.error();
+      stats_.redis_calls.fetch_add(1);
+      if (state.value() != "running") return pages;
     }
     auto raw = broadcasts_.read_page(spec.id, cursor, options_.page_size);
     if (!raw.ok()) return raw.error();
@@ -197,7 +203,10 @@ Result<int> Fanout::cancel(const BroadcastRecord& b, std::int64_t now_ms) {
   const BroadcastSpec& spec = b.spec;
   long long cancelled = 0;
   const std::string detail = "broadcast " + spec.id + " cancelled before this was sent";
-  for (long long from = 0; from < b.cursor; from += options_.page_size) {
+  // Up to one page past the cursor: a page recorded whose cursor move did not happen (a crash, a lost lease, a
+  // Redis error in between) is queued all the same. Its ids not recorded are not there to cancel.
+  const long long end = std::min<long long>(b.members, b.cursor + options_.page_size);
+  for (long long from = 0; from < end; from += options_.page_size) {
     auto raw = broadcasts_.read_page(spec.id, from, options_.page_size);
     if (!raw.ok()) return raw.error();
     std::vector<std::string> ids;

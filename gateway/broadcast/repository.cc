@@ -366,6 +366,12 @@ Result<bool> BroadcastStore::advance_cursor(const std::string& broadcast_id, lon
   return r->integer == 1;
 }
 
+Result<std::string> BroadcastStore::state(const std::string& broadcast_id) {
+  auto r = pool_.command({"HGET", bc_key(broadcast_id), "state"});
+  if (!r.ok()) return r.error();
+  return r->str;
+}
+
 Result<std::string> BroadcastStore::request_cancel(const std::string& broadcast_id, std::int64_t now_ms) {
   auto r = pool_.eval(cancel_script(), {}, {broadcast_id, std::to_string(now_ms)});
   if (!r.ok()) return r.error();

@@ -101,6 +101,8 @@ class BroadcastStore {
   // group's (when the spec has none). Returns the outcome and the members count.
   Result<std::pair<StartOutcome, long long>> start(BroadcastSpec spec, const std::string& digest, std::int64_t now_ms);
   Result<std::optional<BroadcastRecord>> get(const std::string& broadcast_id);
+  // Its state alone ("" when there is no such broadcast): what the fan-out checks before each page.
+  Result<std::string> state(const std::string& broadcast_id);
   // Broadcasts with work left (fan-out, cancel, waiting to finish).
   Result<std::vector<std::string>> active();
   // The court's broadcasts, newest first.

@@ -288,6 +288,73 @@ TEST_F(BroadcastTest, FanOutInterruptedBetweenRecordAndCursorResumesWithNoMember
   }
 }
 
+// Before, a cancel that came during a fan-out pass did not stop it: the pass went on planning and queueing up to
+// 16 pages (8,000 members), many sent before the cancel was applied. And a page recorded whose cursor move did
+// not happen stayed queued after the cancel, which only reached the cursor.
+TEST_F(BroadcastTest, ACancelDuringTheFanOutStopsItAtThePageInProgressAndCoversThatPage) {
+  auto ep = parse_redis_url(config_.redis.url);
+  RedisPool pool(ep.value(), 4, 5000);
+  DeliveryStore store(pool);
+  broadcast::FanoutOptions fo;
+  fo.page_size = 100;
+  fo.instance_id = "only";
+  broadcast::BroadcastService svc(pool, store, config_, {}, fo, nullptr);
+  broadcast::GroupInfo g{"grp-c", "群", kCourt, "商丘市中级人民法院", 0, 0, 0};
+  auto parsed = broadcast::parse_members_csv(csv_of(1050));
+  ASSERT_TRUE(parsed.ok());
+  ASSERT_TRUE(svc.groups().put(g, parsed->members, now_unix_ms()).ok());
+  const auto start = [&](const std::string& id) {
+    auto spec = broadcast::spec_from_request(broadcast_body(id, "grp-c", {"inapp", "sms"}), config_);
+    ASSERT_TRUE(spec.ok());
+    spec->court_id = kCourt;
+    ASSERT_TRUE(svc.start(spec.value(), now_unix_ms()).ok());
+  };
+  const auto recorded = [&](const std::string& id, const char* member) {
+    auto v = store.get_delivery(delivery_id("broadcast:" + id, member, "sms"));
+    return v.ok() && v.value().has_value();
+  };
+  const auto settle = [&](const std::string& id) {
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(svc.fanout().run_once(now_unix_ms()).ok());
+    auto b = svc.broadcasts().get(id);
+    ASSERT_TRUE(b.ok() && b.value());
+    EXPECT_EQ(b.value()->state, "cancelled");
+  };
+
+  // The cancel comes while page 2 is being recorded: page 3 is never planned.
+  start("bc-stop");
+  int pages = 0;
+  svc.fanout().set_page_hook([&](const std::string& id, long long) {
+    if (++pages == 2) {
+      EXPECT_TRUE(svc.broadcasts().request_cancel(id, now_unix_ms()).ok());
+    }
+    return true;
+  });
+  settle("bc-stop");
+  EXPECT_EQ(pages, 2) << "pages were planned after the cancel";
+  EXPECT_TRUE(recorded("bc-stop", "L100199"));
+  EXPECT_FALSE(recorded("bc-stop", "L100200"));
+  EXPECT_EQ(store.queue_length("sms").value(), 0) << "a recorded delivery is still queued after the cancel";
+  EXPECT_EQ(store.queue_length("inapp").value(), 0);
+
+  // The cancel comes while page 2 is recorded, and its cursor move does not happen (the process died): the
+  // cancel still covers page 2.
+  start("bc-cut");
+  pages = 0;
+  svc.fanout().set_page_hook([&](const std::string& id, long long) {
+    if (++pages < 2) return true;
+    EXPECT_TRUE(svc.broadcasts().request_cancel(id, now_unix_ms()).ok());
+    return false;
+  });
+  settle("bc-cut");
+  EXPECT_TRUE(recorded("bc-cut", "L100199"));
+  EXPECT_EQ(svc.broadcasts().get("bc-cut").value()->cursor, 100);
+  EXPECT_EQ(store.queue_length("sms").value(), 0) << "the page past the cursor is still queued after the cancel";
+  EXPECT_EQ(store.queue_length("inapp").value(), 0);
+  auto last = store.get_delivery(delivery_id("broadcast:bc-cut", "L100150", "sms"));
+  ASSERT_TRUE(last.ok() && last.value());
+  EXPECT_EQ(last.value()->status, "CANCELLED");
+}
+
 TEST_F(BroadcastTest, CancelStopsPendingSendsAndKeepsWhatWasSent) {
   for (auto& p : config_.channels.sms.providers) p.rate_per_sec = 100;  // slow enough to cancel midway
   start();
