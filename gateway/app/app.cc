@@ -173,7 +173,6 @@ App::App(Config config, AppOptions options) : config_(std::move(config)), option
   if (const char* dir = std::getenv("SONGDA_DOCUMENT_DIR"); web_options.document_dir.empty() && dir != nullptr) {
     web_options.document_dir = dir;
   }
-  web_options.max_streams = std::max(2, config_.http.threads / 2);  // each open stream holds an HTTP worker
   web_ = std::make_unique<web::WebService>(*http_, *store_, proofs_.get(), web_options);
   web_->register_routes();
 }

@@ -331,10 +331,11 @@ void BroadcastService::register_routes(ApiServer& http) {
     send_json(res, 200, progress_json(*rec, now_unix_ms()));
   });
 
-  s.Get(std::string("/v1/broadcasts/") + kIdPattern + "/events", [this, load](const httplib::Request& req,
-                                                                              httplib::Response& res) {
+  s.Get(std::string("/v1/broadcasts/") + kIdPattern + "/events", [this, api, load](const httplib::Request& req,
+                                                                                   httplib::Response& res) {
     auto rec = load(req, res);
     if (!rec) return;
+    if (!api->open_stream(res)) return;  // each stream holds an HTTP worker: a bounded number of them
     const int interval_ms = int_param(req, "interval_ms", 1000, 200, 10000);
     const std::string id = rec->spec.id;
     res.set_header("Cache-Control", "no-cache");
@@ -342,7 +343,8 @@ void BroadcastService::register_routes(ApiServer& http) {
     // At most an hour per stream; the console reconnects (EventSource does by itself).
     const auto until = std::chrono::steady_clock::now() + std::chrono::hours(1);
     res.set_chunked_content_provider(
-        "text/event-stream", [this, id, interval_ms, until](std::size_t, httplib::DataSink& sink) {
+        "text/event-stream",
+        [this, id, interval_ms, until](std::size_t, httplib::DataSink& sink) {
           auto r = broadcasts_.get(id);
           std::string frame;
           bool last = false;
@@ -363,7 +365,8 @@ void BroadcastService::register_routes(ApiServer& http) {
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
           }
           return sink.is_writable();
-        });
+        },
+        [api](bool /*success*/) { api->close_stream(); });
   });
 
   s.Post(std::string("/v1/broadcasts/") + kIdPattern + "/cancel",

@@ -84,6 +84,18 @@ ApiServer::~ApiServer() { stop(); }
 
 httplib::Server& ApiServer::raw() { return *server_; }
 
+bool ApiServer::open_stream(httplib::Response& res) {
+  const int max_streams = std::max(2, config_.threads / 2);
+  if (streams_.fetch_add(1) >= max_streams) {
+    streams_.fetch_sub(1);
+    res.set_header("Retry-After", "5");
+    send_error(res, 503, "too_many_streams",
+               "too many live streams are open; poll the JSON endpoint or retry in a few seconds");
+    return false;
+  }
+  return true;
+}
+
 std::optional<Principal> ApiServer::authenticate(const httplib::Request& req, httplib::Response& res) const {
   auto p = keys_.authenticate(req.get_header_value("Authorization"));
   if (!p) {

@@ -8,6 +8,7 @@
 // state they touch is thread-safe.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -57,6 +58,14 @@ class ApiServer {
     read_evidence_ = std::move(fn);
   }
 
+  // Server-Sent Events streams each hold an HTTP worker for as long as they are open. Every route that streams
+  // takes a slot here first: at most max(2, http.threads / 2) are open at once, across routes, so the rest of the
+  // API (provider callbacks, cancel, /readyz) keeps workers. False, with 503 too_many_streams and Retry-After
+  // written, when none is free; a true is paired with one close_stream() when the stream ends.
+  bool open_stream(httplib::Response& res);
+  void close_stream() { streams_.fetch_sub(1); }
+  [[nodiscard]] int open_streams() const { return streams_.load(); }
+
   // Binds (port 0 = any free port) and serves on a background thread. Throws StartupError if it cannot bind.
   void start();
   [[nodiscard]] int port() const { return port_; }
@@ -75,6 +84,7 @@ class ApiServer {
   std::thread thread_;
   std::string host_;
   int port_ = 0;
+  std::atomic<int> streams_{0};
 };
 
 // Splits "host:port". Returns false when malformed.

@@ -80,12 +80,7 @@ std::string WebService::inbox_path(const std::string& app_user, std::int64_t now
 
 void WebService::stream(httplib::Response& res, const std::string& event,
                         std::function<Result<std::string>()> snapshot) {
-  if (streams_.fetch_add(1) >= options_.max_streams) {
-    streams_.fetch_sub(1);
-    res.set_header("Retry-After", "5");
-    return send_error(res, 503, "too_many_streams",
-                      "too many live streams are open; poll the JSON endpoint or retry in a few seconds");
-  }
+  if (!api_.open_stream(res)) return;
   struct State {
     std::string last;
     bool first = true;
@@ -138,7 +133,7 @@ void WebService::stream(httplib::Response& res, const std::string& event,
         }
         return true;
       },
-      [this](bool /*success*/) { streams_.fetch_sub(1); });
+      [this](bool /*success*/) { api_.close_stream(); });
 }
 
 Result<std::string> WebService::case_json(const Principal& who, const std::string& case_number) {

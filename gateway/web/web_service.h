@@ -27,8 +27,9 @@
 // Evidence is written before the bytes are served: a party never gets a document the log does not show.
 // Streams: each open SSE stream holds one HTTP worker and polls Redis every poll_ms, pushing only when
 // the JSON changed (a comment line every 2 s keeps proxies from closing it and notices a client that
-// went away within two of them); at most max_streams are
-// open at once (503 + Retry-After beyond, and the pages fall back to polling); a stream ends after
+// went away within two of them); a stream takes one of the server's stream slots (ApiServer::open_stream,
+// shared with the broadcast progress stream: 503 + Retry-After beyond, and the pages fall back to polling);
+// a stream ends after
 // stream_max_s and the client reconnects.
 //
 // Ownership: keeps references to the server, store and proof service, which must outlive it.
@@ -53,7 +54,6 @@ namespace songda::web {
 struct WebOptions {
   std::string link_secret;   // the party links' HMAC key (App: SONGDA_LINK_SECRET)
   std::string document_dir;  // SONGDA_DOCUMENT_DIR: documents by SHA-256 (documents.h); "" = none
-  int max_streams = 4;       // open SSE streams at once (each holds an HTTP worker)
   int poll_ms = 500;         // how often an open stream looks at Redis
   int stream_max_s = 300;    // a stream is closed after this (the client reconnects)
   std::int64_t inbox_link_lifetime_s = 24 * 3600;
@@ -73,7 +73,6 @@ class WebService {
 
   // "/app/inbox?token=…" for an app user (relative: prefix it with the public base URL).
   [[nodiscard]] std::string inbox_path(const std::string& app_user, std::int64_t now_unix_s) const;
-  [[nodiscard]] int open_streams() const { return streams_.load(); }
 
  private:
   // Serves an SSE stream of `snapshot()` (pushes `event` when it changes). Writes 503 when too many are open.
@@ -88,7 +87,6 @@ class WebService {
   ledger::ProofService* proofs_;
   WebOptions options_;
   DocumentDirectory documents_;
-  std::atomic<int> streams_{0};
   std::atomic<bool> stopping_{false};
 };
 

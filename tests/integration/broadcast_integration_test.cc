@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <atomic>
 #include <fstream>
 #include <thread>
 
@@ -383,6 +384,53 @@ TEST_F(BroadcastTest, CancelStopsPendingSendsAndKeepsWhatWasSent) {
   EXPECT_EQ(stats["aliyun"]["accepted"].get<long long>() + stats["tencent"]["accepted"].get<long long>(), sent)
       << "every number the providers took is recorded as sent; nothing went out after the cancel";
   EXPECT_EQ(call("POST", "/v1/broadcasts/bc-cancel/cancel")->status, 202) << "cancelling again is harmless";
+}
+
+// Each progress stream holds an HTTP worker for up to an hour. Before, they were not counted: eight console tabs
+// on a broadcast that waits overnight held every worker, and the API (provider callbacks, cancel, /readyz)
+// stopped answering. Now they share the server's stream slots with the console's streams.
+TEST_F(BroadcastTest, ProgressStreamsAreBoundedAndTheApiKeepsAnswering) {
+  for (auto& p : config_.channels.sms.providers) p.rate_per_sec = 20;  // the broadcast stays open meanwhile
+  start();
+  make_group("sse-grp");
+  ASSERT_EQ(call("POST", "/v1/groups/sse-grp/members:import", csv_of(400), "text/csv")->status, 200);
+  ASSERT_EQ(call("POST", "/v1/broadcasts", broadcast_body("bc-sse", "sse-grp", {"sms"}).dump())->status, 202);
+  const int slots = std::max(2, config_.http.threads / 2);
+  std::atomic<int> opened{0};
+  std::vector<std::thread> streams;
+  for (int i = 0; i < slots; ++i) {
+    streams.emplace_back([&] {
+      httplib::Client cli("127.0.0.1", app_->http().port());
+      cli.set_read_timeout(120, 0);
+      bool first = true;
+      cli.Get("/v1/broadcasts/bc-sse/events?interval_ms=200", {{"Authorization", std::string("Bearer ") + kCourtKey}},
+              [&](const char*, std::size_t) {
+                if (first) opened.fetch_add(1);
+                first = false;
+                return true;
+              });
+    });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (opened.load() < slots && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(opened.load(), slots);
+  httplib::Client extra("127.0.0.1", app_->http().port());
+  extra.set_read_timeout(3, 0);
+  auto refused = extra.Get("/v1/broadcasts/bc-sse/events", {{"Authorization", std::string("Bearer ") + kCourtKey}});
+  ASSERT_TRUE(refused) << "one stream too many was held open";
+  EXPECT_EQ(refused->status, 503);
+  EXPECT_EQ(refused->get_header_value("Retry-After"), "5");
+  EXPECT_EQ(json_of(refused)["error"]["code"], "too_many_streams");
+  EXPECT_EQ(call("GET", "/v1/broadcasts/bc-sse")->status, 200);
+  EXPECT_EQ(call("GET", "/readyz", "", "", nullptr)->status, 200);
+  EXPECT_EQ(call("POST", "/v1/broadcasts/bc-sse/cancel")->status, 202);
+  for (auto& t : streams) t.join();  // the streams end with the broadcast's final state
+  for (int i = 0; i < 40 && app_->http().open_streams() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(app_->http().open_streams(), 0) << "a slot was not given back";
 }
 
 TEST_F(BroadcastTest, ImportsReportBadRowsKeepGoodOnesAndEveryCallIsCourtScoped) {
