@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
@@ -110,6 +111,15 @@ Result<CaseEvent> EventValidator::validate(std::string_view bytes) const {
 
   auto event = event_from_json(doc);
   if (!event.ok()) return event.error();
+  std::set<std::string_view> ids;
+  for (const auto& r : event->recipients) {
+    // A recipient's deliveries are named by (event_id, recipient id, channel): a second recipient with the same id
+    // would map to the first one's deliveries and never be served, with the event accepted.
+    if (!ids.insert(r.id).second) {
+      return Error::permanent("duplicate_recipient", "recipient id " + r.id +
+                                                         " appears more than once; each recipient needs its own id");
+    }
+  }
   for (const auto& r : event->recipients) {
     if (r.consent.basis.empty()) {
       return Error::permanent("missing_consent", "recipient " + r.id + " has no consent basis");

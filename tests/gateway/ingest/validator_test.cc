@@ -122,6 +122,19 @@ TEST_F(ValidatorTest, AnEventNestedTooDeepIsRefusedNotACrash) {
   EXPECT_THAT(r.error().message, HasSubstr("nested deeper than 64"));
 }
 
+// Before, the second recipient with the same id mapped to the first one's delivery ids and was never served, while
+// the event was accepted.
+TEST_F(ValidatorTest, TwoRecipientsWithOneIdAreRefused) {
+  json j = valid_event();
+  json second = j["recipients"][0];
+  second["name"] = "李四";
+  second["contacts"] = {{"mobile", "+8613900000002"}};
+  j["recipients"].push_back(second);
+  const auto r = check(j);
+  expect_error(r, "duplicate_recipient");
+  EXPECT_THAT(r.error().message, HasSubstr(j["recipients"][0]["id"].get<std::string>()));
+}
+
 TEST_F(ValidatorTest, JsonThatIsNotAnObjectIsRefused) {
   expect_error(validator_.validate("[1,2,3]"), "invalid_json");
   expect_error(validator_.validate("\"summons.issued\""), "invalid_json");
