@@ -74,7 +74,15 @@ Result<int> Fanout::run_once(std::int64_t now_ms) {
   int done = 0;
   for (const auto& id : ids.value()) {
     auto rec = broadcasts_.get(id);
-    if (!rec.ok()) return rec.error();
+    if (!rec.ok()) {
+      if (rec.error().retryable) return rec.error();
+      // A record that does not read back (a bug, or written by a newer version) must not hold up the broadcasts
+      // after it: it fails alone, with the reason.
+      const Error e = internal_error("broadcast " + id, "its stored record does not read: " + rec.error().message);
+      spdlog::error("{}", e.message);
+      if (auto s = broadcasts_.fail(id, e.message, now_unix_ms()); !s.ok()) return s.error();
+      continue;
+    }
     if (!rec.value()) continue;
     const BroadcastRecord& b = *rec.value();
     Result<int> r = 0;

@@ -152,7 +152,8 @@ const LuaScript& cancel_script() {
 local bk = 'sd:bc:{' .. ARGV[1] .. '}'
 local st = redis.call('HGET', bk, 'state')
 if not st then return 'missing' end
-if st == 'running' or st == 'dispatching' then
+-- a failed broadcast stopped planning pages, but those recorded before are still queued
+if st == 'running' or st == 'dispatching' or st == 'failed' then
   redis.call('HSET', bk, 'state', 'cancelling', 'cancel_requested_at', ARGV[2])
   redis.call('SADD', 'sd:bc:active', ARGV[1])
 end

@@ -375,7 +375,7 @@ void BroadcastService::register_routes(ApiServer& http) {
            if (!rec) return;
            auto before = broadcasts_.request_cancel(rec->spec.id, now_unix_ms());
            if (!before.ok()) return send(res, before.error());
-           if (before.value() == "finished" || before.value() == "failed") {
+           if (before.value() == "finished") {
              return send_error(res, 409, "already_" + before.value(),
                                "broadcast " + rec->spec.id + " is " + before.value() + "; nothing is left to cancel");
            }

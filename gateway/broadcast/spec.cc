@@ -64,8 +64,8 @@ Result<Document> document_from(const Json& d) {
   doc.sha256 = *sha;
   doc.url = *url;
   if (const auto p = d.find("pages"); p != d.end() && !p->is_null()) {
-    if (!p->is_number_integer() || p->get<long long>() < 0 || p->get<long long>() > 100000) {
-      return invalid("document.pages", "must be a whole number from 0");
+    if (!p->is_number_integer() || p->get<long long>() < 0 || p->get<long long>() > kMaxDocumentPages) {
+      return invalid("document.pages", "must be a whole number from 0 to " + std::to_string(kMaxDocumentPages));
     }
     doc.pages = p->get<int>();
   }
@@ -224,6 +224,11 @@ Result<std::optional<BroadcastSpec>> spec_from_event(const CaseEvent& event, con
 
 Status check_spec(const BroadcastSpec& spec, const Config& config,
                   const std::function<bool(const std::string&)>& has_channel) {
+  // An event's document is read by the event schema, which has no upper bound; the stored broadcast is read back
+  // with this one.
+  if (spec.document && (spec.document->pages < 0 || spec.document->pages > kMaxDocumentPages)) {
+    return invalid("document.pages", "must be a whole number from 0 to " + std::to_string(kMaxDocumentPages));
+  }
   const auto tmpl = config.templates.find(spec.template_name);
   if (tmpl == config.templates.end()) {
     return invalid("template", "'" + spec.template_name + "' is not a configured template");

@@ -31,6 +31,8 @@
 namespace songda::broadcast {
 
 using songda::kBroadcastEventType;
+// The most pages a broadcast's document may say it has (a stored broadcast is read back with this bound).
+inline constexpr long long kMaxDocumentPages = 100000;
 
 struct BroadcastSpec {
   std::string id;

@@ -11,6 +11,7 @@
 
 #include "gateway/app/app.h"
 #include "gateway/broadcast/service.h"
+#include "gateway/core/contain.h"
 #include "gateway/core/text.h"
 #include "simulator/simulator.h"
 #include "tests/support/kafka_util.h"
@@ -354,6 +355,54 @@ TEST_F(BroadcastTest, ACancelDuringTheFanOutStopsItAtThePageInProgressAndCoversT
   auto last = store.get_delivery(delivery_id("broadcast:bc-cut", "L100150", "sms"));
   ASSERT_TRUE(last.ok() && last.value());
   EXPECT_EQ(last.value()->status, "CANCELLED");
+}
+
+// Before, a broadcast whose stored record did not read back ended every fan-out pass at it: the broadcasts after it
+// never progressed and their cancels never ran. And a failed broadcast (its next page could not be planned) kept
+// the deliveries of its recorded pages queued while cancel answered 409 "nothing is left to cancel".
+TEST_F(BroadcastTest, AnUnreadableBroadcastFailsAloneAndAFailedOneCanStillBeCancelled) {
+  auto ep = parse_redis_url(config_.redis.url);
+  RedisPool pool(ep.value(), 4, 5000);
+  DeliveryStore store(pool);
+  broadcast::FanoutOptions fo;
+  fo.page_size = 100;
+  fo.instance_id = "only";
+  broadcast::BroadcastService svc(pool, store, config_, {}, fo, nullptr);
+  broadcast::GroupInfo g{"grp-f", "群", kCourt, "商丘市中级人民法院", 0, 0, 0};
+  auto parsed = broadcast::parse_members_csv(csv_of(300));
+  ASSERT_TRUE(parsed.ok());
+  ASSERT_TRUE(svc.groups().put(g, parsed->members, now_unix_ms()).ok());
+  for (const char* id : {"bc-a-bad", "bc-b-good"}) {
+    auto spec = broadcast::spec_from_request(broadcast_body(id, "grp-f", {"inapp"}), config_);
+    ASSERT_TRUE(spec.ok());
+    spec->court_id = kCourt;
+    ASSERT_TRUE(svc.start(spec.value(), now_unix_ms()).ok());
+  }
+  ASSERT_TRUE(pool.command({"HSET", "sd:bc:{bc-a-bad}", "spec", R"({"id": "bc-a-bad", "channels": 7})"}).ok());
+  const auto errors_before = internal_errors();
+  ASSERT_TRUE(svc.fanout().run_once(now_unix_ms()).ok());
+  EXPECT_EQ(svc.broadcasts().state("bc-b-good").value(), "dispatching") << "held up behind the unreadable one";
+  EXPECT_EQ(svc.broadcasts().state("bc-a-bad").value(), "failed");
+  EXPECT_EQ(internal_errors(), errors_before + 1);
+
+  // A broadcast that fails after its first page was recorded: the cancel takes that page off the queue.
+  auto spec = broadcast::spec_from_request(broadcast_body("bc-c-fails", "grp-f", {"sms"}), config_);
+  ASSERT_TRUE(spec.ok());
+  spec->court_id = kCourt;
+  ASSERT_TRUE(svc.start(spec.value(), now_unix_ms()).ok());
+  svc.fanout().set_page_hook([&](const std::string& id, long long) {
+    EXPECT_TRUE(svc.broadcasts().fail(id, "page 2 cannot be planned", now_unix_ms()).ok());
+    return true;
+  });
+  ASSERT_TRUE(svc.fanout().run_once(now_unix_ms()).ok());
+  svc.fanout().set_page_hook(nullptr);
+  ASSERT_EQ(svc.broadcasts().state("bc-c-fails").value(), "failed");
+  ASSERT_EQ(store.queue_length("sms").value(), 100) << "its first page is queued";
+  EXPECT_EQ(svc.broadcasts().request_cancel("bc-c-fails", now_unix_ms()).value(), "failed");
+  ASSERT_TRUE(svc.fanout().run_once(now_unix_ms()).ok());
+  EXPECT_EQ(svc.broadcasts().state("bc-c-fails").value(), "cancelled");
+  EXPECT_EQ(store.queue_length("sms").value(), 0) << "the failed broadcast's queued deliveries were sent after cancel";
+  EXPECT_EQ(svc.broadcasts().get("bc-c-fails").value()->cancelled, 100);
 }
 
 TEST_F(BroadcastTest, CancelStopsPendingSendsAndKeepsWhatWasSent) {

@@ -215,6 +215,27 @@ TEST(Spec, EventNamingAGroupBecomesABroadcast) {
   EXPECT_FALSE(spec_from_event(e, c)->has_value());
 }
 
+// The event schema sets no upper bound on document.pages, and a stored broadcast is read back with one: before, an
+// event saying 150000 pages was stored and then could not be read, which stopped every broadcast's fan-out.
+TEST(Spec, AnEventDocumentOfMorePagesThanABroadcastReadsBackIsRefusedAtTheStart) {
+  const Config c = shipped();
+  CaseEvent e;
+  e.event_id = "evt-43";
+  e.type = "notice.broadcast";
+  e.court_id = "HN-SQ-ZY";
+  e.case_number = "商中法〔2026〕12号";
+  e.params = {{"notice_title", "t"}, {"notice_text", "x"}};
+  e.raw = {{"broadcast", {{"group_id", "sq-lawyers"}}}};
+  e.document = Document{"DOC-1", "通知", std::string(64, 'a'), "", 150000};
+  auto s = spec_from_event(e, c);
+  ASSERT_TRUE(s.ok() && s->has_value());
+  const auto checked = check_spec(**s, c, nullptr);
+  ASSERT_FALSE(checked.ok());
+  EXPECT_NE(checked.error().message.find("document.pages"), std::string::npos) << checked.error().message;
+  e.document->pages = 12;
+  EXPECT_TRUE(check_spec(**spec_from_event(e, c), c, nullptr).ok());
+}
+
 std::vector<Recipient> members(int from, int n, bool with_contact = true) {
   std::vector<Recipient> out;
   for (int i = from; i < from + n; ++i) {
