@@ -92,6 +92,7 @@ Result<EventToRecord> IngestPipeline::to_record_from(
   rec.court_id = event->court_id;
   rec.case_number = event->case_number;
   if (accepted_evidence_) rec.evidence = accepted_evidence_(event.value(), plan.value(), now_ms);
+  rec.planned_bytes = plan->planned_bytes;
   rec.deliveries = std::move(plan->deliveries);
   rec.due_ms.reserve(rec.deliveries.size());
   for (const auto& d : rec.deliveries) rec.due_ms.push_back(due_policy_ ? due_policy_(d, now_ms) : now_ms);
@@ -135,6 +136,50 @@ Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int6
     for (auto& leaf : leaves.value()) rejection_evidence.push_back(std::move(leaf));
   };
 
+  std::set<std::string> queued;   // channels with new deliveries due now
+  std::size_t planned_bytes = 0;  // of the events in to_record
+
+  // Records to_record in one round trip and settles each event's outcome. The batch's rejection evidence rides
+  // with its last call as a pseudo-event with no deliveries.
+  auto record = [&](bool last) -> Status {
+    if (last && !rejection_evidence.empty()) {
+      EventToRecord carrier;
+      carrier.event_id = "rejections:" + batch.front().topic + ":" + std::to_string(batch.front().partition) + ":" +
+                         std::to_string(batch.front().offset);
+      carrier.digest = carrier.event_id;
+      carrier.court_id = "_";
+      carrier.case_number = "_rejections";
+      carrier.evidence = std::move(rejection_evidence);
+      rejection_evidence.clear();  // recorded with it; what follows are conflicts found by this last call
+      to_record.push_back(std::move(carrier));
+    }
+    if (to_record.empty()) return ok_status();
+    auto outcomes = store_.record_batch(to_record, now_ms);
+    if (!outcomes.ok()) return outcomes.error();
+    for (std::size_t i = 0; i < recorded_from.size(); ++i) {
+      switch (outcomes.value()[i]) {
+        case RecordOutcome::kNew:
+          counters_.accepted.fetch_add(1);
+          counters_.deliveries.fetch_add(to_record[i].deliveries.size());
+          for (std::size_t k = 0; k < to_record[i].deliveries.size(); ++k) {
+            const Delivery& d = to_record[i].deliveries[k];
+            if (d.hold_from.empty() && to_record[i].due_ms[k] <= now_ms) queued.insert(d.channel);
+          }
+          break;
+        case RecordOutcome::kDuplicate:
+          counters_.duplicates.fetch_add(1);
+          break;
+        case RecordOutcome::kConflict:
+          reject(*recorded_from[i], conflict(to_record[i].event_id));
+          break;
+      }
+    }
+    to_record.clear();
+    recorded_from.clear();
+    planned_bytes = 0;
+    return ok_status();
+  };
+
   for (const auto& m : batch) {
     // A message that makes Songda throw (a bug) goes to the DLQ with the reason, so the ones after it are not held
     // up behind it, and can be published again once the bug is fixed.
@@ -150,44 +195,18 @@ Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int6
       continue;
     }
     digests.emplace(rec->event_id, rec->digest);
+    planned_bytes += rec->planned_bytes;
     to_record.push_back(std::move(rec.value()));
     recorded_from.push_back(&m);
-  }
-
-  // Rejection evidence rides with the batch's one round trip as a pseudo-event with no deliveries.
-  if (!rejection_evidence.empty()) {
-    EventToRecord carrier;
-    carrier.event_id = "rejections:" + batch.front().topic + ":" + std::to_string(batch.front().partition) + ":" +
-                       std::to_string(batch.front().offset);
-    carrier.digest = carrier.event_id;
-    carrier.court_id = "_";
-    carrier.case_number = "_rejections";
-    carrier.evidence = std::move(rejection_evidence);
-    to_record.push_back(std::move(carrier));
-  }
-
-  auto outcomes = store_.record_batch(to_record, now_ms);
-  if (!outcomes.ok()) return outcomes.error();
-  rejection_evidence.clear();    // recorded with the batch; what follows are conflicts found by the batch itself
-  std::set<std::string> queued;  // channels with new deliveries due now
-  for (std::size_t i = 0; i < recorded_from.size(); ++i) {
-    switch (outcomes.value()[i]) {
-      case RecordOutcome::kNew:
-        counters_.accepted.fetch_add(1);
-        counters_.deliveries.fetch_add(to_record[i].deliveries.size());
-        for (std::size_t k = 0; k < to_record[i].deliveries.size(); ++k) {
-          const Delivery& d = to_record[i].deliveries[k];
-          if (d.hold_from.empty() && to_record[i].due_ms[k] <= now_ms) queued.insert(d.channel);
-        }
-        break;
-      case RecordOutcome::kDuplicate:
-        counters_.duplicates.fetch_add(1);
-        break;
-      case RecordOutcome::kConflict:
-        reject(*recorded_from[i], conflict(to_record[i].event_id));
-        break;
+    // One round trip per batch, unless its records would make one Redis command too large (Redis refuses a
+    // request over 1 GB) or hold too much memory at once: then it is recorded in parts. A failure after a part
+    // retries the whole batch, and the parts already recorded are duplicates then.
+    if (planned_bytes > record_bytes_per_call_) {
+      if (auto st = record(false); !st.ok()) return st;
     }
   }
+  if (auto st = record(true); !st.ok()) return st;
+
   if (on_queued_) {
     for (const auto& channel : queued) on_queued_(channel);
   }

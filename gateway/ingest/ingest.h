@@ -56,6 +56,9 @@ struct IngestCounters {
   std::atomic<std::uint64_t> batches{0};
 };
 
+// Above this many planned bytes of delivery records, a batch is recorded in more than one call.
+inline constexpr std::size_t kMaxRecordBytesPerCall = 128ULL * 1024 * 1024;
+
 inline constexpr const char* kDeadLetterSchema = "songda.dead-letter/v1";
 // Kafka's default record limit (librdkafka's message.max.bytes and the broker's) is ~1,000,000 bytes.
 inline constexpr std::size_t kMaxDeadLetterBytes = 900'000;
@@ -84,6 +87,8 @@ class IngestPipeline {
   // Called once a batch is recorded, with each channel a new delivery of it is queued on (the dispatcher wakes
   // for them rather than at its next poll).
   void set_on_queued(std::function<void(const std::string& channel)> on_queued) { on_queued_ = std::move(on_queued); }
+  // Planned record bytes above which a batch is recorded in more than one call (default kMaxRecordBytesPerCall).
+  void set_record_bytes_per_call(std::size_t bytes) { record_bytes_per_call_ = bytes; }
 
   // Validates, plans and records a batch in one round trip; refused messages go to the DLQ with their reason,
   // including one that made Songda throw (code internal_error). A retryable error fails the whole batch.
@@ -106,6 +111,7 @@ class IngestPipeline {
   std::function<std::int64_t(const Delivery&, std::int64_t)> due_policy_;
   std::function<Status(const CaseEvent&, std::int64_t)> broadcast_starter_;
   std::function<void(const std::string&)> on_queued_;
+  std::size_t record_bytes_per_call_ = kMaxRecordBytesPerCall;
 };
 
 // Polls, processes and stores offsets until `stop` is set, then commits and returns.

@@ -15,6 +15,9 @@ const RouteConfig* find_route(const Config& config, const std::string& type, con
   return nullptr;
 }
 
+// A delivery record's fixed fields (ids, type, channel, status, times, consent) in its stored JSON.
+constexpr std::size_t kRecordOverheadBytes = 512;
+
 }  // namespace
 
 std::string address_for(const Recipient& r, const std::string& channel) {
@@ -28,6 +31,8 @@ std::string address_for(const Recipient& r, const std::string& channel) {
 Result<Plan> plan_event(const CaseEvent& event, const Config& config, const PlanOptions& options) {
   Plan plan;
   bool any_route = false;
+  std::size_t params_bytes = 0;
+  for (const auto& [k, v] : event.params) params_bytes += k.size() + v.size() + 8;
   for (const auto& recipient : event.recipients) {
     const RouteConfig* route = find_route(config, event.type, recipient.role);
     if (route == nullptr) {
@@ -79,6 +84,18 @@ Result<Plan> plan_event(const CaseEvent& event, const Config& config, const Plan
       if (!text.ok()) return text.error();
       d.title = std::move(title.value());
       d.text = std::move(text.value());
+      // Counted as each is made, so a plan too large stops within one delivery of the limit.
+      plan.planned_bytes += kRecordOverheadBytes + params_bytes + d.title.size() + d.text.size() + d.address.size() +
+                            d.recipient_name.size() + d.case_number.size() + d.court_name.size();
+      if (plan.planned_bytes > options.max_planned_bytes) {
+        return Error::permanent(
+            "too_large", "the event's deliveries would take more than " +
+                             std::to_string(options.max_planned_bytes / (1024 * 1024)) + " MiB (" +
+                             std::to_string(plan.deliveries.size() + 1) + " deliveries so far, each carrying " +
+                             std::to_string(params_bytes / 1024) +
+                             " KiB of params and its text). Hint: send a long text as the document, or split the "
+                             "recipients over several events");
+      }
       plan.deliveries.push_back(std::move(d));
     }
     if (!reached) plan.unreachable.push_back(recipient.id);

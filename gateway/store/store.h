@@ -60,6 +60,7 @@ struct EventToRecord {
   // Set by a broadcast's fan-out: each new delivery is tagged with it, and the status counts in
   // broadcast_counts_key(broadcast_id) follow every status change of the delivery.
   std::string broadcast_id;
+  std::size_t planned_bytes = 0;  // about what its delivery records take (Plan::planned_bytes); not stored
 };
 
 enum class RecordOutcome { kNew, kDuplicate, kConflict };

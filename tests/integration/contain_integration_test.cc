@@ -359,5 +359,26 @@ TEST_F(ContainTest, ARefusedMessageWhoseRecordCannotBeMadeStillGoesToTheDlq) {
   EXPECT_EQ(internal_errors(), errors_before + 1);
 }
 
+// A batch whose records would be too large for one Redis command is recorded in parts; each event's outcome is
+// the same as in one call (here every event is its own part).
+using IngestSplitTest = ContainTest;
+TEST_F(IngestSplitTest, ABatchRecordedInPartsGivesTheSameOutcomes) {
+  ingest_->set_record_bytes_per_call(1);
+  Json changed = summons("EVT-S-1");
+  changed["case"]["title"] = "篡改";
+  KafkaMessage conflicting{"court.case-events", 0, offset_++, "EVT-S-1", changed.dump(), {}};
+  KafkaMessage broken{"court.case-events", 0, offset_++, "EVT-BROKEN", "{not json", {}};
+  auto s = ingest_->process({message("EVT-S-1"), broken, message("EVT-S-2"), conflicting, message("EVT-S-1")},
+                            now_unix_ms());
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(status(delivery_id("EVT-S-1", "P-001", "wechat")), "ACCEPTED");
+  EXPECT_EQ(status(delivery_id("EVT-S-2", "P-001", "wechat")), "ACCEPTED");
+  EXPECT_EQ(ingest_counters_.accepted.load(), 2u);
+  EXPECT_EQ(ingest_counters_.duplicates.load(), 1u);
+  ASSERT_EQ(dlq_.sent.size(), 2u);
+  EXPECT_EQ(header(dlq_.sent[0], "songda.error.code"), "invalid_json");
+  EXPECT_EQ(header(dlq_.sent[1], "songda.error.code"), "conflict");
+}
+
 }  // namespace
 }  // namespace songda

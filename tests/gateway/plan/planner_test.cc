@@ -96,6 +96,32 @@ const Delivery* find(const Plan& p, const std::string& recipient_id, const std::
   return nullptr;
 }
 
+// A valid event of 750 KB (300 recipients with four contacts each, a 700 KB param) made 1,200 deliveries that
+// each carried the param and a text rendered from it: 1.4 GB of records, more than Redis takes in one command.
+// The planner stops as soon as the deliveries pass the limit, not after making them all.
+TEST(Planner, AnEventWhoseDeliveriesWouldBeTooLargeIsRefusedWithinOneOfTheLimit) {
+  CaseEvent e = make_event();
+  e.recipients.clear();
+  for (int i = 0; i < 300; ++i) {
+    const std::string n = std::to_string(1000 + i);
+    e.recipients.push_back(recipient("P-" + n, "party", "当事人" + n,
+                                     Contacts{"+861380000" + n, "o" + n, "p" + n + "@example.cn", "u-" + n}));
+  }
+  e.params["courtroom"] = std::string(700 * 1024, 'x');  // rendered into every text
+  auto p = plan_event(e, make_config());
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().code, "too_large");
+  EXPECT_THAT(p.error().message, HasSubstr("64 MiB"));
+  EXPECT_THAT(p.error().message, HasSubstr("700 KiB of params"));
+  // The same recipients with an ordinary text are planned, and the plan says about how large its records are.
+  e.params["courtroom"] = "第三法庭";
+  auto ok = plan_event(e, make_config());
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ok->deliveries.size(), 1200u);
+  EXPECT_GT(ok->planned_bytes, 1200u * 512);
+  EXPECT_LT(ok->planned_bytes, 1200u * 2048);
+}
+
 TEST(Planner, RoutesByTypeAndRole) {
   const auto r = plan_event(make_event(), make_config());
   ASSERT_TRUE(r.ok()) << r.error().message;
