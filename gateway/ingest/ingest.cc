@@ -118,7 +118,9 @@ Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int6
   std::vector<EventToRecord> to_record;
   std::vector<const KafkaMessage*> recorded_from;
   std::vector<OutgoingMessage> dead;
-  std::vector<EvidenceLeaf> rejection_evidence;
+  // The SUBMISSION_REJECTED records, each as a pseudo-event with no deliveries named by its message's position:
+  // recorded once per message however often the batch is retried, and whatever batch it is read in next time.
+  std::vector<EventToRecord> rejections;
   std::unordered_map<std::string, std::string> digests;  // of the events to record, the first of each event_id
 
   auto reject = [&](const KafkaMessage& m, const Error& e) {
@@ -133,25 +135,24 @@ Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int6
       spdlog::error("{}: offset {} goes to the DLQ without its evidence record", leaves.error().message, m.offset);
       return;
     }
-    for (auto& leaf : leaves.value()) rejection_evidence.push_back(std::move(leaf));
+    EventToRecord carrier;
+    carrier.event_id = "rejected:" + m.topic + ":" + std::to_string(m.partition) + ":" + std::to_string(m.offset);
+    carrier.digest = carrier.event_id;
+    carrier.court_id = "_";
+    carrier.case_number = "_rejections";
+    carrier.evidence = std::move(leaves.value());
+    rejections.push_back(std::move(carrier));
   };
 
   std::set<std::string> queued;   // channels with new deliveries due now
   std::size_t planned_bytes = 0;  // of the events in to_record
 
-  // Records to_record in one round trip and settles each event's outcome. The batch's rejection evidence rides
-  // with its last call as a pseudo-event with no deliveries.
+  // Records to_record in one round trip and settles each event's outcome. The batch's rejection records ride
+  // with its last call.
   auto record = [&](bool last) -> Status {
-    if (last && !rejection_evidence.empty()) {
-      EventToRecord carrier;
-      carrier.event_id = "rejections:" + batch.front().topic + ":" + std::to_string(batch.front().partition) + ":" +
-                         std::to_string(batch.front().offset);
-      carrier.digest = carrier.event_id;
-      carrier.court_id = "_";
-      carrier.case_number = "_rejections";
-      carrier.evidence = std::move(rejection_evidence);
-      rejection_evidence.clear();  // recorded with it; what follows are conflicts found by this last call
-      to_record.push_back(std::move(carrier));
+    if (last) {
+      for (auto& r : rejections) to_record.push_back(std::move(r));
+      rejections.clear();  // what follows are conflicts found by this last call
     }
     if (to_record.empty()) return ok_status();
     auto outcomes = store_.record_batch(to_record, now_ms);
@@ -211,8 +212,10 @@ Status IngestPipeline::process(const std::vector<KafkaMessage>& batch, std::int6
     for (const auto& channel : queued) on_queued_(channel);
   }
   // A conflict is only known once the batch is recorded: its SUBMISSION_REJECTED follows in a second round trip
-  // (before the DLQ write and the offset commit, so a failure here retries the batch).
-  if (auto s = store_.append_evidence(rejection_evidence); !s.ok()) return s.error();
+  // (before the DLQ write and the offset commit, so a failure here retries the batch, and finds it recorded).
+  if (!rejections.empty()) {
+    if (auto r = store_.record_batch(rejections, now_ms); !r.ok()) return r.error();
+  }
   if (!dead.empty()) {
     auto s = dlq_.send(dead);
     if (!s.ok()) return s.error();

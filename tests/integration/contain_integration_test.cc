@@ -63,10 +63,15 @@ class ThrowingChannel final : public Channel {
 class KeptDlq final : public DeadLetterSink {
  public:
   Status send(const std::vector<OutgoingMessage>& m) override {
+    if (unavailable > 0) {
+      --unavailable;
+      return Error::transient("kafka_produce", "broker did not acknowledge within 30000 ms");
+    }
     sent.insert(sent.end(), m.begin(), m.end());
     return ok_status();
   }
   std::vector<OutgoingMessage> sent;
+  int unavailable = 0;  // sends that fail before it takes them again
 };
 
 std::string header(const OutgoingMessage& m, const std::string& name) {
@@ -361,8 +366,8 @@ TEST_F(ContainTest, ARefusedMessageWhoseRecordCannotBeMadeStillGoesToTheDlq) {
 
 // A batch whose records would be too large for one Redis command is recorded in parts; each event's outcome is
 // the same as in one call (here every event is its own part).
-using IngestSplitTest = ContainTest;
-TEST_F(IngestSplitTest, ABatchRecordedInPartsGivesTheSameOutcomes) {
+using IngestBatchTest = ContainTest;
+TEST_F(IngestBatchTest, ABatchRecordedInPartsGivesTheSameOutcomes) {
   ingest_->set_record_bytes_per_call(1);
   Json changed = summons("EVT-S-1");
   changed["case"]["title"] = "篡改";
@@ -378,6 +383,35 @@ TEST_F(IngestSplitTest, ABatchRecordedInPartsGivesTheSameOutcomes) {
   ASSERT_EQ(dlq_.sent.size(), 2u);
   EXPECT_EQ(header(dlq_.sent[0], "songda.error.code"), "invalid_json");
   EXPECT_EQ(header(dlq_.sent[1], "songda.error.code"), "conflict");
+}
+
+// Before, a batch's rejection records rode as one pseudo-event named by the batch's first offset: read again in a
+// larger batch (after a crash before the offsets were committed) the new refusals' records were lost as a
+// "duplicate", and a conflict's record was appended again at every retry of its batch.
+TEST_F(IngestBatchTest, ARejectionIsRecordedOnceHoweverOftenItsMessageIsReadAgain) {
+  ingest_->set_evidence({}, ledger::rejected_evidence);
+  ASSERT_TRUE(ingest_->process({message("EVT-R-1")}, now_unix_ms()).ok());
+  Json changed = summons("EVT-R-1");
+  changed["case"]["title"] = "篡改";
+  KafkaMessage conflicting{"court.case-events", 0, offset_++, "EVT-R-1", changed.dump(), {}};
+  KafkaMessage broken{"court.case-events", 0, offset_++, "EVT-BROKEN", "{not json", {}};
+  KafkaMessage later{"court.case-events", 0, offset_++, "EVT-BROKEN-2", "[]", {}};
+  const auto rejected = [&] {
+    auto leaves = pool_->command({"LRANGE", "sd:ev:leaves", "0", "-1"});
+    std::map<std::string, int> codes;
+    for (const auto& leaf : leaves->elements) {
+      const auto r = Json::parse(leaf.str, nullptr, false);
+      if (r.is_object() && r.value("type", "") == "SUBMISSION_REJECTED") codes[r["details"]["code"]]++;
+    }
+    return codes;
+  };
+  dlq_.unavailable = 2;  // the batch is tried three times
+  for (int i = 0; i < 2; ++i) EXPECT_FALSE(ingest_->process({conflicting, broken}, now_unix_ms()).ok());
+  ASSERT_TRUE(ingest_->process({conflicting, broken}, now_unix_ms()).ok());
+  EXPECT_EQ(rejected(), (std::map<std::string, int>{{"conflict", 1}, {"invalid_json", 1}}));
+  // Read again in a larger batch, as after a crash before the commit.
+  ASSERT_TRUE(ingest_->process({conflicting, broken, later}, now_unix_ms()).ok());
+  EXPECT_EQ(rejected(), (std::map<std::string, int>{{"conflict", 1}, {"invalid_json", 2}}));
 }
 
 }  // namespace
