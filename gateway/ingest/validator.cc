@@ -116,8 +116,8 @@ Result<CaseEvent> EventValidator::validate(std::string_view bytes) const {
     // A recipient's deliveries are named by (event_id, recipient id, channel): a second recipient with the same id
     // would map to the first one's deliveries and never be served, with the event accepted.
     if (!ids.insert(r.id).second) {
-      return Error::permanent("duplicate_recipient", "recipient id " + r.id +
-                                                         " appears more than once; each recipient needs its own id");
+      return Error::permanent("duplicate_recipient",
+                              "recipient id " + r.id + " appears more than once; each recipient needs its own id");
     }
   }
   for (const auto& r : event->recipients) {
