@@ -105,6 +105,15 @@ class BroadcastTest : public ::testing::Test {
     ASSERT_TRUE(r->status == 201 || r->status == 200) << r->body;
   }
 
+  // Starts the App with SMS sent at `sms_per_sec`, and an SMS broadcast to a new group of `members`.
+  void start_sms_broadcast(const std::string& id, const std::string& group, int members, double sms_per_sec) {
+    for (auto& p : config_.channels.sms.providers) p.rate_per_sec = sms_per_sec;
+    start();
+    make_group(group);
+    ASSERT_EQ(call("POST", "/v1/groups/" + group + "/members:import", csv_of(members), "text/csv")->status, 200);
+    ASSERT_EQ(call("POST", "/v1/broadcasts", broadcast_body(id, group, {"sms"}).dump())->status, 202);
+  }
+
   Json progress(const std::string& id) { return json_of(call("GET", "/v1/broadcasts/" + id)); }
 
   // Polls the progress until pred holds; returns the last view.
@@ -128,10 +137,42 @@ class BroadcastTest : public ::testing::Test {
             {"channels", channels}};
   }
 
+  // A broadcast service driven by hand (no App threads), pages of 100, on the test's Redis; each call another
+  // instance on the same Redis.
+  broadcast::BroadcastService& hand_driven(const std::string& instance) {
+    if (!hand_pool_) {
+      hand_pool_ = std::make_unique<RedisPool>(parse_redis_url(config_.redis.url).value(), 4, 5000);
+      hand_store_ = std::make_unique<DeliveryStore>(*hand_pool_);
+    }
+    broadcast::FanoutOptions fo;
+    fo.page_size = 100;
+    fo.instance_id = instance;
+    return *hand_services_.emplace_back(
+        std::make_unique<broadcast::BroadcastService>(*hand_pool_, *hand_store_, config_, PlanOptions{}, fo, nullptr));
+  }
+
+  void hand_group(broadcast::BroadcastService& svc, const std::string& id, int members) {
+    broadcast::GroupInfo g{id, "群", kCourt, "商丘市中级人民法院", 0, 0, 0};
+    auto parsed = broadcast::parse_members_csv(csv_of(members));
+    ASSERT_TRUE(parsed.ok());
+    ASSERT_TRUE(svc.groups().put(g, parsed->members, now_unix_ms()).ok());
+  }
+
+  void hand_start(broadcast::BroadcastService& svc, const std::string& id, const std::string& group,
+                  std::vector<std::string> channels) {
+    auto spec = broadcast::spec_from_request(broadcast_body(id, group, std::move(channels)), config_);
+    ASSERT_TRUE(spec.ok());
+    spec->court_id = kCourt;
+    ASSERT_TRUE(svc.start(spec.value(), now_unix_ms()).ok());
+  }
+
   std::string brokers_;
   Config config_;
   std::unique_ptr<sim::Simulator> sim_;
   std::unique_ptr<App> app_;
+  std::unique_ptr<RedisPool> hand_pool_;
+  std::unique_ptr<DeliveryStore> hand_store_;
+  std::vector<std::unique_ptr<broadcast::BroadcastService>> hand_services_;
 };
 
 TEST_F(BroadcastTest, TenThousandMembersServedOnceEachWithMemoryBoundedByOnePage) {
@@ -233,21 +274,10 @@ TEST_F(BroadcastTest, TenThousandMembersServedOnceEachWithMemoryBoundedByOnePage
 
 TEST_F(BroadcastTest, FanOutInterruptedBetweenRecordAndCursorResumesWithNoMemberSkippedOrRepeated) {
   // No App threads here: the fan-out is driven by hand, and "crashes" right after recording page 3.
-  auto ep = parse_redis_url(config_.redis.url);
-  RedisPool pool(ep.value(), 4, 5000);
-  DeliveryStore store(pool);
-  broadcast::FanoutOptions fo;
-  fo.page_size = 100;
-  fo.instance_id = "first";
-  broadcast::BroadcastService svc(pool, store, config_, {}, fo, nullptr);
-  broadcast::GroupInfo g{"grp-k", "群", kCourt, "商丘市中级人民法院", 0, 0, 0};
-  auto parsed = broadcast::parse_members_csv(csv_of(1050));
-  ASSERT_TRUE(parsed.ok());
-  ASSERT_TRUE(svc.groups().put(g, parsed->members, now_unix_ms()).ok());
-  auto spec = broadcast::spec_from_request(broadcast_body("bc-k", "grp-k", {"inapp", "sms"}), config_);
-  ASSERT_TRUE(spec.ok());
-  spec->court_id = kCourt;
-  ASSERT_TRUE(svc.start(spec.value(), now_unix_ms()).ok());
+  auto& svc = hand_driven("first");
+  DeliveryStore& store = *hand_store_;
+  hand_group(svc, "grp-k", 1050);
+  hand_start(svc, "bc-k", "grp-k", {"inapp", "sms"});
 
   int pages_seen = 0;
   svc.fanout().set_page_hook([&](const std::string&, long long) { return ++pages_seen != 3; });
@@ -262,9 +292,7 @@ TEST_F(BroadcastTest, FanOutInterruptedBetweenRecordAndCursorResumesWithNoMember
 
   // A second instance takes over once the first one's lease is gone (a kill -9 lets it run out).
   svc.broadcasts().release_lease("first");
-  broadcast::FanoutOptions fo2 = fo;
-  fo2.instance_id = "second";
-  broadcast::BroadcastService svc2(pool, store, config_, {}, fo2, nullptr);
+  auto& svc2 = hand_driven("second");
   for (int i = 0; i < 20; ++i) {
     auto r = svc2.fanout().run_once(now_unix_ms());
     ASSERT_TRUE(r.ok()) << r.error().message;
@@ -294,23 +322,10 @@ TEST_F(BroadcastTest, FanOutInterruptedBetweenRecordAndCursorResumesWithNoMember
 // 16 pages (8,000 members), many sent before the cancel was applied. And a page recorded whose cursor move did
 // not happen stayed queued after the cancel, which only reached the cursor.
 TEST_F(BroadcastTest, ACancelDuringTheFanOutStopsItAtThePageInProgressAndCoversThatPage) {
-  auto ep = parse_redis_url(config_.redis.url);
-  RedisPool pool(ep.value(), 4, 5000);
-  DeliveryStore store(pool);
-  broadcast::FanoutOptions fo;
-  fo.page_size = 100;
-  fo.instance_id = "only";
-  broadcast::BroadcastService svc(pool, store, config_, {}, fo, nullptr);
-  broadcast::GroupInfo g{"grp-c", "群", kCourt, "商丘市中级人民法院", 0, 0, 0};
-  auto parsed = broadcast::parse_members_csv(csv_of(1050));
-  ASSERT_TRUE(parsed.ok());
-  ASSERT_TRUE(svc.groups().put(g, parsed->members, now_unix_ms()).ok());
-  const auto start = [&](const std::string& id) {
-    auto spec = broadcast::spec_from_request(broadcast_body(id, "grp-c", {"inapp", "sms"}), config_);
-    ASSERT_TRUE(spec.ok());
-    spec->court_id = kCourt;
-    ASSERT_TRUE(svc.start(spec.value(), now_unix_ms()).ok());
-  };
+  auto& svc = hand_driven("only");
+  DeliveryStore& store = *hand_store_;
+  hand_group(svc, "grp-c", 1050);
+  const auto start = [&](const std::string& id) { hand_start(svc, id, "grp-c", {"inapp", "sms"}); };
   const auto recorded = [&](const std::string& id, const char* member) {
     auto v = store.get_delivery(delivery_id("broadcast:" + id, member, "sms"));
     return v.ok() && v.value().has_value();
@@ -361,24 +376,11 @@ TEST_F(BroadcastTest, ACancelDuringTheFanOutStopsItAtThePageInProgressAndCoversT
 // never progressed and their cancels never ran. And a failed broadcast (its next page could not be planned) kept
 // the deliveries of its recorded pages queued while cancel answered 409 "nothing is left to cancel".
 TEST_F(BroadcastTest, AnUnreadableBroadcastFailsAloneAndAFailedOneCanStillBeCancelled) {
-  auto ep = parse_redis_url(config_.redis.url);
-  RedisPool pool(ep.value(), 4, 5000);
-  DeliveryStore store(pool);
-  broadcast::FanoutOptions fo;
-  fo.page_size = 100;
-  fo.instance_id = "only";
-  broadcast::BroadcastService svc(pool, store, config_, {}, fo, nullptr);
-  broadcast::GroupInfo g{"grp-f", "群", kCourt, "商丘市中级人民法院", 0, 0, 0};
-  auto parsed = broadcast::parse_members_csv(csv_of(300));
-  ASSERT_TRUE(parsed.ok());
-  ASSERT_TRUE(svc.groups().put(g, parsed->members, now_unix_ms()).ok());
-  for (const char* id : {"bc-a-bad", "bc-b-good"}) {
-    auto spec = broadcast::spec_from_request(broadcast_body(id, "grp-f", {"inapp"}), config_);
-    ASSERT_TRUE(spec.ok());
-    spec->court_id = kCourt;
-    ASSERT_TRUE(svc.start(spec.value(), now_unix_ms()).ok());
-  }
-  ASSERT_TRUE(pool.command({"HSET", "sd:bc:{bc-a-bad}", "spec", R"({"id": "bc-a-bad", "channels": 7})"}).ok());
+  auto& svc = hand_driven("only");
+  DeliveryStore& store = *hand_store_;
+  hand_group(svc, "grp-f", 300);
+  for (const char* id : {"bc-a-bad", "bc-b-good"}) hand_start(svc, id, "grp-f", {"inapp"});
+  ASSERT_TRUE(hand_pool_->command({"HSET", "sd:bc:{bc-a-bad}", "spec", R"({"id": "bc-a-bad", "channels": 7})"}).ok());
   const auto errors_before = internal_errors();
   ASSERT_TRUE(svc.fanout().run_once(now_unix_ms()).ok());
   EXPECT_EQ(svc.broadcasts().state("bc-b-good").value(), "dispatching") << "held up behind the unreadable one";
@@ -386,10 +388,7 @@ TEST_F(BroadcastTest, AnUnreadableBroadcastFailsAloneAndAFailedOneCanStillBeCanc
   EXPECT_EQ(internal_errors(), errors_before + 1);
 
   // A broadcast that fails after its first page was recorded: the cancel takes that page off the queue.
-  auto spec = broadcast::spec_from_request(broadcast_body("bc-c-fails", "grp-f", {"sms"}), config_);
-  ASSERT_TRUE(spec.ok());
-  spec->court_id = kCourt;
-  ASSERT_TRUE(svc.start(spec.value(), now_unix_ms()).ok());
+  hand_start(svc, "bc-c-fails", "grp-f", {"sms"});
   svc.fanout().set_page_hook([&](const std::string& id, long long) {
     EXPECT_TRUE(svc.broadcasts().fail(id, "page 2 cannot be planned", now_unix_ms()).ok());
     return true;
@@ -406,11 +405,7 @@ TEST_F(BroadcastTest, AnUnreadableBroadcastFailsAloneAndAFailedOneCanStillBeCanc
 }
 
 TEST_F(BroadcastTest, CancelStopsPendingSendsAndKeepsWhatWasSent) {
-  for (auto& p : config_.channels.sms.providers) p.rate_per_sec = 100;  // slow enough to cancel midway
-  start();
-  make_group("cancel-grp");
-  ASSERT_EQ(call("POST", "/v1/groups/cancel-grp/members:import", csv_of(1500), "text/csv")->status, 200);
-  ASSERT_EQ(call("POST", "/v1/broadcasts", broadcast_body("bc-cancel", "cancel-grp", {"sms"}).dump())->status, 202);
+  start_sms_broadcast("bc-cancel", "cancel-grp", 1500, 100);  // slow enough to cancel midway
   wait_progress(
       "bc-cancel", [](const Json& p) { return p["dispatched"].get<long long>() >= 100; }, 60);
   auto c = call("POST", "/v1/broadcasts/bc-cancel/cancel");
@@ -439,11 +434,7 @@ TEST_F(BroadcastTest, CancelStopsPendingSendsAndKeepsWhatWasSent) {
 // on a broadcast that waits overnight held every worker, and the API (provider callbacks, cancel, /readyz)
 // stopped answering. Now they share the server's stream slots with the console's streams.
 TEST_F(BroadcastTest, ProgressStreamsAreBoundedAndTheApiKeepsAnswering) {
-  for (auto& p : config_.channels.sms.providers) p.rate_per_sec = 20;  // the broadcast stays open meanwhile
-  start();
-  make_group("sse-grp");
-  ASSERT_EQ(call("POST", "/v1/groups/sse-grp/members:import", csv_of(400), "text/csv")->status, 200);
-  ASSERT_EQ(call("POST", "/v1/broadcasts", broadcast_body("bc-sse", "sse-grp", {"sms"}).dump())->status, 202);
+  start_sms_broadcast("bc-sse", "sse-grp", 400, 20);  // the broadcast stays open meanwhile
   const int slots = std::max(2, config_.http.threads / 2);
   std::atomic<int> opened{0};
   std::vector<std::thread> streams;

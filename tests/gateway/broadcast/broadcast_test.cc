@@ -191,16 +191,22 @@ TEST(Spec, DigestFollowsContentAndJsonRoundTrips) {
   EXPECT_EQ(spec_digest(back.value()), spec_digest(a));
 }
 
-TEST(Spec, EventNamingAGroupBecomesABroadcast) {
-  const Config c = shipped();
+// A notice.broadcast event naming the group sq-lawyers.
+CaseEvent broadcast_event(const std::string& event_id) {
   CaseEvent e;
-  e.event_id = "evt-42";
+  e.event_id = event_id;
   e.type = "notice.broadcast";
   e.court_id = "HN-SQ-ZY";
   e.court_name = "商丘市中级人民法院";
   e.case_number = "商中法〔2026〕12号";
   e.params = {{"notice_title", "t"}, {"notice_text", "x"}};
   e.raw = {{"broadcast", {{"group_id", "sq-lawyers"}}}};
+  return e;
+}
+
+TEST(Spec, EventNamingAGroupBecomesABroadcast) {
+  const Config c = shipped();
+  CaseEvent e = broadcast_event("evt-42");
   auto s = spec_from_event(e, c);
   ASSERT_TRUE(s.ok());
   ASSERT_TRUE(s->has_value());
@@ -219,13 +225,7 @@ TEST(Spec, EventNamingAGroupBecomesABroadcast) {
 // event saying 150000 pages was stored and then could not be read, which stopped every broadcast's fan-out.
 TEST(Spec, AnEventDocumentOfMorePagesThanABroadcastReadsBackIsRefusedAtTheStart) {
   const Config c = shipped();
-  CaseEvent e;
-  e.event_id = "evt-43";
-  e.type = "notice.broadcast";
-  e.court_id = "HN-SQ-ZY";
-  e.case_number = "商中法〔2026〕12号";
-  e.params = {{"notice_title", "t"}, {"notice_text", "x"}};
-  e.raw = {{"broadcast", {{"group_id", "sq-lawyers"}}}};
+  CaseEvent e = broadcast_event("evt-43");
   e.document = Document{"DOC-1", "通知", std::string(64, 'a'), "", 150000};
   auto s = spec_from_event(e, c);
   ASSERT_TRUE(s.ok() && s->has_value());
