@@ -168,8 +168,7 @@ Result<Member> member_from_json(const Json& j, std::string* field) {
     }
   }
   // The same rule as for a case event's recipients: consent must cover what is sent (groups receive notice.broadcast).
-  if (r.consent.basis != "none" && std::none_of(r.consent.scope.begin(), r.consent.scope.end(),
-                                                [](const auto& s) { return s == "*" || s == "notice.broadcast"; })) {
+  if (r.consent.basis != "none" && !consent_covers(r.consent, kBroadcastEventType)) {
     return bad(field, "consent.scope",
                "does not cover notice.broadcast; add it (or *) to the scope, or record basis 'none' (the notice is "
                "then informational only)");

@@ -39,6 +39,10 @@ nlohmann::json document_to_json(const Document& d) {
 
 }  // namespace
 
+bool consent_covers(const Consent& c, std::string_view event_type) {
+  return std::any_of(c.scope.begin(), c.scope.end(), [&](const std::string& s) { return s == "*" || s == event_type; });
+}
+
 bool is_known_channel(const std::string& name) {
   return name == kChannelInApp || name == kChannelSms || name == kChannelWechat || name == kChannelEmail;
 }

@@ -22,6 +22,10 @@ struct Consent {
   std::string recorded_at;
 };
 
+// True when the consent's scope names `event_type` or "*" (every type). The one rule for the validator, group
+// members and the CONSENT_RECORDED evidence.
+bool consent_covers(const Consent& c, std::string_view event_type);
+
 struct Contacts {
   std::string mobile;
   std::string wechat_openid;

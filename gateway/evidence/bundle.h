@@ -83,6 +83,9 @@ struct Check {
   std::string name;  // e.g. "checkpoint signature 签名"
   bool ok = false;
   std::string detail;  // what was compared, and on failure why it differs
+  // False for something present that could not be checked with what was given (an RFC 3161 token without the
+  // TSA's CA certificate): shown as [--], neither passed nor failed, and its content is not stated as fact.
+  bool checked = true;
 };
 
 struct VerifyReport {

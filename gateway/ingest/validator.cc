@@ -31,10 +31,6 @@ std::string join_path(const std::vector<std::string>& context) {
   return out.empty() ? "<root>" : out;
 }
 
-bool scope_covers(const Consent& c, const std::string& type) {
-  return std::any_of(c.scope.begin(), c.scope.end(), [&](const std::string& s) { return s == "*" || s == type; });
-}
-
 }  // namespace
 
 struct EventValidator::Impl {
@@ -124,7 +120,7 @@ Result<CaseEvent> EventValidator::validate(std::string_view bytes) const {
     if (r.consent.basis.empty()) {
       return Error::permanent("missing_consent", "recipient " + r.id + " has no consent basis");
     }
-    if (r.consent.basis != "none" && !scope_covers(r.consent, event->type)) {
+    if (r.consent.basis != "none" && !consent_covers(r.consent, event->type)) {
       return Error::permanent("consent_scope", "recipient " + r.id + "'s consent (" + r.consent.ref +
                                                    ") does not cover " + event->type +
                                                    "; add it to consent.scope or send with basis 'none'");

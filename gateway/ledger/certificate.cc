@@ -63,7 +63,7 @@ std::string status_zh(std::string_view s) {
 std::string delivery_status_zh(std::string_view s) {
   if (s == "ACCEPTED") return "待发送";
   if (s == "SENT") return "已发送";
-  if (s == "DELIVERED") return "已送达";
+  if (s == "DELIVERED") return "已到达";  // arrival; whether it serves is the rules' decision (已送达 above)
   if (s == "READ") return "已阅";
   if (s == "ACKNOWLEDGED") return "已确认";
   if (s == "FAILED") return "失败";

@@ -224,7 +224,7 @@ std::vector<EvidenceRecord> accepted_records(const CaseEvent& e, const Plan& pla
     details2["recipient_role"] = repair_utf8(d.recipient_role);
     if (!c.recorded_at.empty()) details2["consent_recorded_at"] = repair_utf8(c.recorded_at);
     if (!c.scope.empty()) {
-      details2["scope_covers_event"] = std::find(c.scope.begin(), c.scope.end(), e.type) != c.scope.end();
+      details2["scope_covers_event"] = consent_covers(c, e.type);
     }
     const std::int64_t when = parse_rfc3339_ms(c.recorded_at).value_or(now_ms);
     out.push_back(

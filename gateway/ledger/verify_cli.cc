@@ -30,6 +30,13 @@ constexpr const char* kKeygenUsage = "usage: songda keygen --out DIR   (writes D
 constexpr const char* kCheckUsage =
     "usage: songda ledger check [--redis URL] [--pubkey FILE] [--repair-levels] [--json]\n";
 
+// obj[key] when it is a string, else `otherwise`: the bundle is untrusted input, and the lines that name it are
+// printed before (and whatever) the checks find.
+std::string text_at(const Json& obj, const char* key, const char* otherwise = "?") {
+  const auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : otherwise;
+}
+
 // --name VALUE options and flags; everything else is positional. False on a malformed line.
 struct Args {
   std::map<std::string, std::string> options;
@@ -146,20 +153,25 @@ int run_verify(const std::vector<std::string>& argv, std::ostream& out) {
   const Json parsed = parse_json(*bundle);
   if (parsed.is_object() && parsed.contains("delivery") && parsed["delivery"].is_object()) {
     const Json& d = parsed["delivery"];
-    out << "delivery 送达: " << d.value("delivery_id", "?") << " · case 案号 " << d.value("case_number", "?") << " ("
-        << d.value("court_id", "?") << ") · recipient 受送达人 " << d.value("recipient_id", "?") << "\n";
+    out << "delivery 送达: " << text_at(d, "delivery_id") << " · case 案号 " << text_at(d, "case_number") << " ("
+        << text_at(d, "court_id") << ") · recipient 受送达人 " << text_at(d, "recipient_id") << "\n";
   }
   out << "\n" << report.text();
   std::size_t failed = 0;
-  for (const auto& c : report.checks) failed += c.ok ? 0 : 1;
+  std::size_t passed = 0;
+  for (const auto& c : report.checks) {
+    failed += c.ok ? 0 : 1;
+    passed += c.ok && c.checked ? 1 : 0;
+  }
   if (report.ok) {
-    const Json& s = parsed.value("service", Json::object());
-    out << "\nResult 结果: VERIFIED 核验通过 — " << report.checks.size() << " checks passed 全部通过";
+    const Json s = parsed.is_object() ? parsed.value("service", Json::object()) : Json::object();
+    out << "\nResult 结果: VERIFIED 核验通过 — " << passed << " checks passed 全部通过";
+    if (passed < report.checks.size()) out << " (" << report.checks.size() - passed << " not checked 未核验)";
     if (s.is_object() && s.contains("service_time") && s["service_time"].is_number_integer()) {
       out << "; served 送达日期 " << beijing_time(s["service_time"].get<std::int64_t>()) << " via "
-          << channel_name_zh(s.value("channel", ""));
+          << channel_name_zh(text_at(s, "channel", ""));
     } else if (s.is_object()) {
-      out << "; service 送达状态 " << s.value("status", "?");
+      out << "; service 送达状态 " << text_at(s, "status");
     }
     out << "\n";
     return 0;

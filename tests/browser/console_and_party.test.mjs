@@ -5,7 +5,7 @@
 // publishes one case event to Kafka with kcat, and drives Debian's chromium (headless) with
 // playwright-core through what a clerk and a party do:
 //   1. the clerk signs in (a wrong key is refused), searches a case that has no deliveries yet (empty
-//      state), and watches the deliveries arrive and the SMS turn 已送达 (DELIVERED) and then 已阅读 (READ)
+//      state), and watches the deliveries arrive and the SMS turn 已到达 (DELIVERED) and then 已阅读 (READ)
 //      when the party opens the link, without reloading;
 //   2. the clerk opens the 电子送达凭证 and prints it;
 //   3. the party opens the link from the SMS on a phone (a landing page that records nothing), presses
@@ -257,14 +257,14 @@ async function main() {
     await smsRow.waitFor({ timeout: STEP_TIMEOUT });
     const delivered = smsRow.locator('.status.current[data-status="DELIVERED"]');
     await delivered.waitFor({ timeout: STEP_TIMEOUT });
-    need((await delivered.textContent()) === '已送达', 'the SMS shows 已送达');
-    need(await delivered.evaluate((e) => getComputedStyle(e).backgroundColor) === 'rgb(26, 127, 55)', '已送达 is green');
+    need((await delivered.textContent()) === '已到达', 'the SMS shows 已到达');
+    need(await delivered.evaluate((e) => getComputedStyle(e).backgroundColor) === 'rgb(26, 127, 55)', '已到达 is green');
     need((await smsRow.locator('.address').textContent()).includes('****'), 'the clerk sees the number masked');
     const html = await clerk.content();
     const at = html.indexOf(mobile.slice(3));
     need(at < 0, 'the full phone number is nowhere on the console: …' + html.slice(Math.max(0, at - 200), at + 50));
     await clerk.screenshot({ path: path.join(ARTIFACTS, '02-console-delivered.png'), fullPage: true });
-    log('console shows the SMS 已送达 (DELIVERED) live');
+    log('console shows the SMS 已到达 (DELIVERED) live');
 
     // The inbox shows the message arrive, live.
     await inbox.locator('li.message.unread').waitFor({ timeout: STEP_TIMEOUT });

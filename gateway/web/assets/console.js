@@ -5,7 +5,7 @@
 (function () {
   const KEY = 'songda.apiKey';
   const STATUS_ZH = {
-    ACCEPTED: '已受理', SENT: '已发送', DELIVERED: '已送达', READ: '已阅读', ACKNOWLEDGED: '已确认收到',
+    ACCEPTED: '已受理', SENT: '已发送', DELIVERED: '已到达', READ: '已阅读', ACKNOWLEDGED: '已确认收到',
     FAILED: '发送失败', CANCELLED: '已取消', HELD: '备用待发', RETRY_SCHEDULED: '等待重试', FALLBACK: '转备用通道',
     RETRIEVED: '已下载文书',
   };

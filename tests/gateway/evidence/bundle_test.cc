@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gateway/core/crypto.h"
+#include "gateway/core/text.h"
 #include "gateway/evidence/rules.h"
 #include "tests/gateway/evidence/support.h"
 
@@ -313,7 +314,16 @@ TEST_F(Bundle, TimestampedCheckpoint) {
   EXPECT_NE(trusted.text().find("trusted TSA"), std::string::npos);
   const VerifyReport untrusted = verify_parsed_bundle(b, public_pem_);
   EXPECT_TRUE(untrusted.ok) << untrusted.text();
-  EXPECT_NE(untrusted.text().find("not checked"), std::string::npos);
+  // Before, an unchecked token was listed as [OK] 可信时间戳 with its time: a forged one passed as trusted.
+  EXPECT_NE(untrusted.text().find("[--]   TSA timestamp 时间戳（未核验 not checked）"), std::string::npos)
+      << untrusted.text();
+  EXPECT_EQ(untrusted.text().find("可信时间戳"), std::string::npos) << untrusted.text();
+  const auto stamped_at = inspect_tsa_token(*stamped.tsa_token, signed_body(stamped));
+  ASSERT_TRUE(stamped_at.ok());
+  EXPECT_EQ(untrusted.text().find(rfc3339_utc(stamped_at->gen_time_ms)), std::string::npos)
+      << "the unchecked time is stated";
+  const auto checks = untrusted.to_json()["checks"];
+  EXPECT_EQ(std::count_if(checks.begin(), checks.end(), [](const Json& c) { return c.contains("checked"); }), 1);
 
   Checkpoint wrong = checkpoint_;
   wrong.tsa_token = *tsa->stamp("other data", true);

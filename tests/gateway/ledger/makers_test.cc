@@ -128,6 +128,21 @@ TEST(Makers, AcceptedGivesSubmissionAndOneConsentPerDelivery) {
   expect_no_raw_address(leaves);
 }
 
+// The validator accepts a consent scope of "*" (every type). Before, the consent record matched the scope against
+// the event type exactly and said the consent did not cover the document a bundle then showed as served.
+TEST(Makers, AWildcardConsentScopeCoversTheEventInItsRecord) {
+  CaseEvent event = make_event();
+  for (auto& r : event.recipients) r.consent.scope = {"*"};
+  const auto wildcard = accepted_records(event, make_plan(), kNow, kCtx);
+  for (auto& r : event.recipients) r.consent.scope = {"hearing.scheduled"};
+  const auto other = accepted_records(event, make_plan(), kNow, kCtx);
+  ASSERT_EQ(wildcard.size(), 4u);
+  for (std::size_t i = 1; i < wildcard.size(); ++i) {
+    EXPECT_EQ(wildcard[i].details["scope_covers_event"], true);
+    EXPECT_EQ(other[i].details["scope_covers_event"], false);
+  }
+}
+
 // A record that fails validation is a maker's bug. Before, it was dropped with a log line and what it recorded (a
 // send, a receipt) went on as if it had its evidence; now it is thrown, for the caller to refuse or to record the
 // fact with the reason (contain_integration_test, store_integration_test).

@@ -151,6 +151,9 @@ TEST(Certificate, APendingServiceOnAnObtainedAddressSaysArrivalAloneDoesNotServe
     EXPECT_NE(html.find(must), std::string::npos) << "missing: " << must;
   }
   EXPECT_EQ(html.find("尚无到达"), std::string::npos) << "the SMS did arrive";
+  // Before, the channel table called the arrived SMS 已送达 (served) under a verdict of not yet served.
+  EXPECT_NE(html.find("已到达"), std::string::npos);
+  EXPECT_EQ(html.find("已送达"), std::string::npos) << "served, next to a verdict that it is not";
 }
 
 TEST(Certificate, ShowsEverythingAClerkNeedsAndEscapes) {
@@ -231,6 +234,22 @@ TEST_F(Cli, VerifyPassesAGenuineBundleAndFailsATamperedOne) {
   EXPECT_NE(out.find("key id"), std::string::npos);
   EXPECT_EQ(verify({path("bundle.json"), "--pubkey", path("court.pub"), "--json"}, &out), 0);
   EXPECT_TRUE(Json::parse(out)["ok"].get<bool>());
+}
+
+// The bundle is anyone's file. Before, a delivery_id that was not a string (or a null case_number) made
+// `songda verify` abort (an uncaught nlohmann type_error) before it printed any check.
+TEST_F(Cli, VerifyReportsABundleWithFieldsOfTheWrongTypeInsteadOfAborting) {
+  const Fixture f = make_fixture();
+  write(path("court.pub"), f.pem.public_pem);
+  Json odd = f.bundle;
+  odd["delivery"]["delivery_id"] = 5;
+  odd["delivery"]["case_number"] = nullptr;
+  odd["service"]["status"] = Json::array();
+  write(path("odd.json"), odd.dump());
+  std::string out;
+  EXPECT_EQ(verify({path("odd.json"), "--pubkey", path("court.pub")}, &out), 1) << out;
+  EXPECT_NE(out.find("delivery 送达: ? · case 案号 ?"), std::string::npos) << out;
+  EXPECT_NE(out.find("NOT VERIFIED"), std::string::npos) << out;
 }
 
 TEST_F(Cli, VerifyUsageAndUnreadableFilesExit2) {
