@@ -6,16 +6,11 @@
 #include <utility>
 
 #include "gateway/core/crypto.h"
+#include "gateway/core/json_parse.h"
 #include "gateway/core/json_writer.h"
 
 namespace songda {
 namespace {
-
-std::string str(const nlohmann::json& j, const char* key) {
-  const auto it = j.find(key);
-  if (it == j.end() || !it->is_string()) return {};
-  return it->get<std::string>();
-}
 
 std::string scalar_text(const nlohmann::json& v) {
   if (v.is_string()) return v.get<std::string>();
@@ -25,10 +20,10 @@ std::string scalar_text(const nlohmann::json& v) {
 
 Document document_from_json(const nlohmann::json& d) {
   Document doc;
-  doc.id = str(d, "id");
-  doc.title = str(d, "title");
-  doc.sha256 = str(d, "sha256");
-  doc.url = str(d, "url");
+  doc.id = string_member(d, "id");
+  doc.title = string_member(d, "title");
+  doc.sha256 = string_member(d, "sha256");
+  doc.url = string_member(d, "url");
   if (const auto it = d.find("pages"); it != d.end() && it->is_number_integer()) doc.pages = it->get<int>();
   return doc;
 }
@@ -59,34 +54,34 @@ std::string delivery_id(const std::string& event_id, const std::string& recipien
 Result<CaseEvent> event_from_json(const nlohmann::json& j) {
   if (!j.is_object()) return Error::permanent("schema", "event is not a JSON object");
   CaseEvent e;
-  e.event_id = str(j, "event_id");
-  e.type = str(j, "type");
-  e.occurred_at = str(j, "occurred_at");
+  e.event_id = string_member(j, "event_id");
+  e.type = string_member(j, "type");
+  e.occurred_at = string_member(j, "occurred_at");
   if (const auto c = j.find("court"); c != j.end() && c->is_object()) {
-    e.court_id = str(*c, "id");
-    e.court_name = str(*c, "name");
+    e.court_id = string_member(*c, "id");
+    e.court_name = string_member(*c, "name");
   }
   if (const auto c = j.find("case"); c != j.end() && c->is_object()) {
-    e.case_number = str(*c, "number");
-    e.case_title = str(*c, "title");
+    e.case_number = string_member(*c, "number");
+    e.case_title = string_member(*c, "title");
   }
   if (const auto d = j.find("document"); d != j.end() && d->is_object()) e.document = document_from_json(*d);
   if (const auto rs = j.find("recipients"); rs != j.end() && rs->is_array()) {
     for (const auto& r : *rs) {
       Recipient rec;
-      rec.id = str(r, "id");
-      rec.role = str(r, "role");
-      rec.name = str(r, "name");
+      rec.id = string_member(r, "id");
+      rec.role = string_member(r, "role");
+      rec.name = string_member(r, "name");
       if (const auto c = r.find("contacts"); c != r.end() && c->is_object()) {
-        rec.contacts.mobile = str(*c, "mobile");
-        rec.contacts.wechat_openid = str(*c, "wechat_openid");
-        rec.contacts.email = str(*c, "email");
-        rec.contacts.app_user = str(*c, "app_user");
+        rec.contacts.mobile = string_member(*c, "mobile");
+        rec.contacts.wechat_openid = string_member(*c, "wechat_openid");
+        rec.contacts.email = string_member(*c, "email");
+        rec.contacts.app_user = string_member(*c, "app_user");
       }
       if (const auto c = r.find("consent"); c != r.end() && c->is_object()) {
-        rec.consent.basis = str(*c, "basis");
-        rec.consent.ref = str(*c, "ref");
-        rec.consent.recorded_at = str(*c, "recorded_at");
+        rec.consent.basis = string_member(*c, "basis");
+        rec.consent.ref = string_member(*c, "ref");
+        rec.consent.recorded_at = string_member(*c, "recorded_at");
         if (const auto s = c->find("scope"); s != c->end() && s->is_array()) {
           for (const auto& item : *s) {
             if (item.is_string()) rec.consent.scope.push_back(item.get<std::string>());
@@ -135,29 +130,29 @@ nlohmann::json to_json(const Delivery& d) {
 Result<Delivery> delivery_from_json(const nlohmann::json& j) {
   if (!j.is_object()) return Error::permanent("corrupt_record", "delivery record is not a JSON object");
   Delivery d;
-  d.id = str(j, "id");
-  d.event_id = str(j, "event_id");
-  d.event_type = str(j, "event_type");
-  d.court_id = str(j, "court_id");
-  d.court_name = str(j, "court_name");
-  d.case_number = str(j, "case_number");
-  d.recipient_id = str(j, "recipient_id");
-  d.recipient_role = str(j, "recipient_role");
-  d.recipient_name = str(j, "recipient_name");
-  d.channel = str(j, "channel");
-  d.address = str(j, "address");
-  d.consent_basis = str(j, "consent_basis");
-  d.template_name = str(j, "template");
-  d.title = str(j, "title");
-  d.text = str(j, "text");
+  d.id = string_member(j, "id");
+  d.event_id = string_member(j, "event_id");
+  d.event_type = string_member(j, "event_type");
+  d.court_id = string_member(j, "court_id");
+  d.court_name = string_member(j, "court_name");
+  d.case_number = string_member(j, "case_number");
+  d.recipient_id = string_member(j, "recipient_id");
+  d.recipient_role = string_member(j, "recipient_role");
+  d.recipient_name = string_member(j, "recipient_name");
+  d.channel = string_member(j, "channel");
+  d.address = string_member(j, "address");
+  d.consent_basis = string_member(j, "consent_basis");
+  d.template_name = string_member(j, "template");
+  d.title = string_member(j, "title");
+  d.text = string_member(j, "text");
   if (const auto u = j.find("urgent"); u != j.end() && u->is_boolean()) d.urgent = u->get<bool>();
   if (const auto p = j.find("params"); p != j.end() && p->is_object()) {
     for (const auto& [k, v] : p->items()) d.params[k] = scalar_text(v);
   }
   if (const auto doc = j.find("document"); doc != j.end() && doc->is_object()) d.document = document_from_json(*doc);
   if (const auto h = j.find("hold"); h != j.end() && h->is_object()) {
-    d.hold_from = str(*h, "from");
-    d.hold_unless = str(*h, "unless");
+    d.hold_from = string_member(*h, "from");
+    d.hold_unless = string_member(*h, "unless");
     if (const auto a = h->find("after_s"); a != h->end() && a->is_number_integer()) d.hold_after_s = a->get<int>();
   }
   if (d.id.empty()) return Error::permanent("corrupt_record", "delivery record has no id");

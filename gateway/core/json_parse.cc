@@ -22,4 +22,10 @@ ParsedJson parse_json_limited(std::string_view text, int max_depth) {
 
 nlohmann::json parse_json(std::string_view text) { return parse_json_limited(text).value; }
 
+std::string string_member(const nlohmann::json& j, const char* key) {
+  const auto it = j.find(key);  // end() for a value that is not an object
+  if (it == j.end() || !it->is_string()) return {};
+  return it->get<std::string>();
+}
+
 }  // namespace songda

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <string>
 #include <string_view>
 
 namespace songda {
@@ -25,5 +26,9 @@ ParsedJson parse_json_limited(std::string_view text, int max_depth = kMaxJsonDep
 
 // parse_json_limited(text).value: a discarded value for text that is not JSON or is nested too deep.
 nlohmann::json parse_json(std::string_view text);
+
+// j[key] when j is an object holding a string there, else "": reading a field of JSON from outside without
+// trusting its type.
+std::string string_member(const nlohmann::json& j, const char* key);
 
 }  // namespace songda

@@ -30,11 +30,10 @@ constexpr const char* kKeygenUsage = "usage: songda keygen --out DIR   (writes D
 constexpr const char* kCheckUsage =
     "usage: songda ledger check [--redis URL] [--pubkey FILE] [--repair-levels] [--json]\n";
 
-// obj[key] when it is a string, else `otherwise`: the bundle is untrusted input, and the lines that name it are
-// printed before (and whatever) the checks find.
-std::string text_at(const Json& obj, const char* key, const char* otherwise = "?") {
-  const auto it = obj.find(key);
-  return it != obj.end() && it->is_string() ? it->get<std::string>() : otherwise;
+// A field of the bundle as printed before (and whatever) the checks find: the bundle is untrusted input.
+std::string shown(const Json& obj, const char* key) {
+  std::string text = string_member(obj, key);
+  return text.empty() ? "?" : text;
 }
 
 // --name VALUE options and flags; everything else is positional. False on a malformed line.
@@ -153,8 +152,8 @@ int run_verify(const std::vector<std::string>& argv, std::ostream& out) {
   const Json parsed = parse_json(*bundle);
   if (parsed.is_object() && parsed.contains("delivery") && parsed["delivery"].is_object()) {
     const Json& d = parsed["delivery"];
-    out << "delivery 送达: " << text_at(d, "delivery_id") << " · case 案号 " << text_at(d, "case_number") << " ("
-        << text_at(d, "court_id") << ") · recipient 受送达人 " << text_at(d, "recipient_id") << "\n";
+    out << "delivery 送达: " << shown(d, "delivery_id") << " · case 案号 " << shown(d, "case_number") << " ("
+        << shown(d, "court_id") << ") · recipient 受送达人 " << shown(d, "recipient_id") << "\n";
   }
   out << "\n" << report.text();
   std::size_t failed = 0;
@@ -169,9 +168,9 @@ int run_verify(const std::vector<std::string>& argv, std::ostream& out) {
     if (passed < report.checks.size()) out << " (" << report.checks.size() - passed << " not checked 未核验)";
     if (s.is_object() && s.contains("service_time") && s["service_time"].is_number_integer()) {
       out << "; served 送达日期 " << beijing_time(s["service_time"].get<std::int64_t>()) << " via "
-          << channel_name_zh(text_at(s, "channel", ""));
+          << channel_name_zh(string_member(s, "channel"));
     } else if (s.is_object()) {
-      out << "; service 送达状态 " << text_at(s, "status");
+      out << "; service 送达状态 " << shown(s, "status");
     }
     out << "\n";
     return 0;

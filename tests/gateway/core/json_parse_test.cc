@@ -44,5 +44,14 @@ TEST(ParseJson, WhatIsNotJsonIsDiscardedAndNotTooDeep) {
   EXPECT_EQ(parse_json("[1,2]"), nlohmann::json::array({1, 2}));
 }
 
+TEST(ParseJson, StringMemberReadsOnlyAStringOfAnObject) {
+  const auto j = parse_json(R"({"id":"D-1","n":5,"z":null})");
+  EXPECT_EQ(string_member(j, "id"), "D-1");
+  EXPECT_EQ(string_member(j, "n"), "");
+  EXPECT_EQ(string_member(j, "z"), "");
+  EXPECT_EQ(string_member(j, "missing"), "");
+  EXPECT_EQ(string_member(parse_json("[1]"), "id"), "");
+}
+
 }  // namespace
 }  // namespace songda
