@@ -131,6 +131,7 @@ App::App(Config config, AppOptions options) : config_(std::move(config)), option
   auto pem = signer.key.public_key().public_pem();
   if (!pem.ok()) throw StartupError("cannot export the evidence public key: " + pem.error().message);
   evidence_public_pem_ = pem.value();
+  const evidence::SigningKey bundle_key = signer.key;  // bundles are attested with the log's key
   checkpointer_ = std::make_unique<ledger::Checkpointer>(
       *redis_, std::move(signer.key), signer.config,
       ledger::kafka_checkpoint_publisher(*producer_, config_.kafka.checkpoint_topic, signer.config.origin));
@@ -153,7 +154,7 @@ App::App(Config config, AppOptions options) : config_(std::move(config)), option
   secrets.wechat_token = wechat_token;
   register_callbacks(*http_, *receipts_, receipt_counters_, secrets);
   http_->set_read_evidence([](const Delivery& d, std::int64_t now) { return ledger::read_evidence(d, now); });
-  proofs_ = std::make_unique<ledger::ProofService>(*redis_, *store_, ledger::ProofOptions{evidence_public_pem_, 3});
+  proofs_ = std::make_unique<ledger::ProofService>(*redis_, *store_, bundle_key, ledger::ProofOptions{3});
   ledger::register_proof_routes(*http_, *proofs_);
   // Lawyer-group broadcasts: groups, the leased fan-out worker (same evidence and quiet hours as ingest), routes,
   // and notice.broadcast events that name a group.

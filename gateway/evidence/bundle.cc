@@ -7,6 +7,7 @@
 #include "gateway/core/event.h"
 #include "gateway/core/json_parse.h"
 #include "gateway/core/text.h"
+#include "gateway/evidence/jcs.h"
 #include "gateway/evidence/json_fields.h"
 #include "gateway/evidence/rules.h"
 
@@ -71,8 +72,32 @@ Result<Leaf> leaf_from_json(const Json& j, std::size_t i) {
 
 std::string short_hex(std::string_view raw) { return to_hex(raw).substr(0, 16) + "…"; }
 
+struct Attestation {
+  std::string key_id;
+  std::int64_t attested_at_ms = 0;
+  std::string signature;  // raw
+};
+
+Result<Attestation> attestation_from_json(const Json& j) {
+  const detail::FieldReader f(j, "attestation");
+  if (auto s = f.expect_members({"key_id", "attested_at", "signature"}); !s) return s.error();
+  Attestation a;
+  auto key_id = f.nonempty_string("key_id");
+  if (!key_id) return key_id.error();
+  auto at = f.int64("attested_at");
+  if (!at) return at.error();
+  auto signature = f.base64_bytes("signature");
+  if (!signature) return signature.error();
+  a.key_id = std::move(*key_id);
+  a.attested_at_ms = *at;
+  a.signature = std::move(*signature);
+  return a;
+}
+
 // The parts of a bundle once its shape is known good.
 struct Parsed {
+  std::string version;
+  std::optional<Attestation> attestation;  // v2
   DeliveryRef delivery;
   std::vector<const Json*> record_json;  // into the bundle being verified
   std::vector<EvidenceRecord> records;
@@ -92,12 +117,13 @@ class Verifier {
   VerifyReport run(const Json& bundle) {
     auto parsed = parse(bundle);
     add("bundle format 格式", parsed.ok(),
-        parsed.ok() ? "version " + std::string(kBundleVersion) + ", " + std::to_string(parsed->records.size()) +
+        parsed.ok() ? "version " + parsed->version + ", " + std::to_string(parsed->records.size()) +
                           " records, all members well-formed"
                     : parsed.error().message);
     if (parsed.ok()) {
       p_ = std::move(*parsed);
       check_key_and_signature();
+      check_attestation(bundle);
       check_records();
       check_delivery();
       check_document();
@@ -117,15 +143,28 @@ class Verifier {
 
   static Result<Parsed> parse(const Json& j) {
     const detail::FieldReader f(j, "bundle");
-    if (auto s = f.expect_members({"version", "delivery", "records", "leaves", "checkpoint", "key_id", "service"},
-                                  {"document_sha256"});
+    auto version = f.string("version");
+    if (!version) return version.error();
+    const bool v1 = *version == kBundleVersionV1;
+    if (!v1 && *version != kBundleVersion) {
+      return f.error("unsupported version \"" + *version + "\"; this verifier reads " + kBundleVersionV1 + " and " +
+                     kBundleVersion);
+    }
+    if (auto s = v1 ? f.expect_members({"version", "delivery", "records", "leaves", "checkpoint", "key_id", "service"},
+                                       {"document_sha256"})
+                    : f.expect_members({"version", "delivery", "records", "leaves", "checkpoint", "key_id", "service",
+                                        "attestation"},
+                                       {"document_sha256"});
         !s) {
       return s.error();
     }
-    auto version = f.string("version");
-    if (!version) return version.error();
-    if (*version != kBundleVersion) return f.error("unsupported version \"" + *version + "\"");
     Parsed p;
+    p.version = *version;
+    if (!v1) {
+      auto a = attestation_from_json(j.at("attestation"));
+      if (!a) return a.error();
+      p.attestation = std::move(*a);
+    }
     auto delivery = delivery_from_json(j.at("delivery"));
     if (!delivery) return delivery.error();
     p.delivery = std::move(*delivery);
@@ -182,6 +221,37 @@ class Verifier {
                              rfc3339_utc(p_.checkpoint.timestamp_ms) + " is valid 签名有效"
                        : "signature invalid 签名无效: " + signature.error().message);
     key_ = std::move(*key);
+  }
+
+  // Whether the log's key vouches that no record was left out and the conclusion is the records'.
+  void check_attestation(const Json& bundle) {
+    const std::string name = "completeness 完整性";
+    if (!p_.attestation) {
+      report_.checks.push_back(Check{name + "（未核验 not checked）", true,
+                                     "a " + std::string(kBundleVersionV1) +
+                                         " bundle is not signed as a whole: each record below can be genuine, but "
+                                         "nothing shows that none of the recipient's records was left out. Hint: ask "
+                                         "the court for a current bundle (" +
+                                         kBundleVersion + ")",
+                                     false});
+      return;
+    }
+    const Attestation& a = *p_.attestation;
+    if (!key_) return add(name, false, "no usable public key to check the attestation");
+    if (a.key_id != key_->key_id()) {
+      return add(name, false, "the attestation names key " + a.key_id + ", the given key is " + key_->key_id());
+    }
+    auto message = attestation_message(bundle);
+    const Status signature = message ? key_->verify(*message, a.signature) : Status(message.error());
+    const std::size_t n = p_.records.size();
+    add(name, signature.ok(),
+        signature.ok()
+            ? "the log's key attests that these " + std::to_string(n) + " records are all the log held on recipient " +
+                  p_.delivery.recipient_id + " for event " + p_.delivery.event_id + " on " +
+                  rfc3339_utc(a.attested_at_ms) + ", and that the conclusion is theirs 记录完整、结论未被改写"
+            : "the bundle was changed after the log's key signed it 凭证签名后被改动: a record was left out, added "
+              "or changed, or the conclusion rewritten (" +
+                  (message ? signature.error().message : message.error().message) + ")");
   }
 
   void check_records() {
@@ -405,7 +475,7 @@ Result<std::vector<ProvenRecord>> prove_records(const NodeSource& source,
 
 namespace {
 
-Result<nlohmann::json> assemble(const BundleInput& in) {
+Result<nlohmann::json> assemble(const BundleInput& in, const SigningKey& key) {
   Json records = Json::array();
   Json leaves = Json::array();
   std::vector<EvidenceRecord> plain;
@@ -428,21 +498,41 @@ Result<nlohmann::json> assemble(const BundleInput& in) {
                  {"key_id", in.checkpoint.key_id},
                  {"service", to_json(decide_service(*deliveries))}};
   if (in.document_sha256) bundle["document_sha256"] = *in.document_sha256;
+  bundle["attestation"] = {{"key_id", key.key_id()}, {"attested_at", in.attested_at_ms}};
+  auto message = attestation_message(bundle);
+  if (!message) return message.error();
+  auto signature = key.sign(*message);
+  if (!signature) return signature.error();
+  bundle["attestation"]["signature"] = base64_encode(*signature);
   return bundle;
 }
 
 }  // namespace
 
-Result<nlohmann::json> build_bundle(const BundleInput& in) {
+Result<std::string> attestation_message(const nlohmann::json& bundle) {
+  Json unsigned_part = bundle;
+  if (auto it = unsigned_part.find("attestation"); it != unsigned_part.end() && it->is_object()) {
+    it->erase("signature");
+  }
+  auto canonical = canonicalize(unsigned_part);
+  if (!canonical) return canonical.error();
+  return kAttestationContext + *canonical;
+}
+
+Result<nlohmann::json> build_bundle(const BundleInput& in, const SigningKey& key) {
   try {
-    return assemble(in);
+    return assemble(in, key);
   } catch (const std::exception& e) {  // a safety net: assemble() is written not to throw
     return Error::permanent("schema", std::string("cannot build the bundle: ") + e.what());
   }
 }
 
 std::string VerifyReport::text() const {
-  std::string out = ok ? "VERIFIED 核验通过\n" : "NOT VERIFIED 核验未通过\n";
+  const auto unchecked = std::count_if(checks.begin(), checks.end(), [](const Check& c) { return !c.checked; });
+  std::string out = !ok              ? "NOT VERIFIED 核验未通过\n"
+                    : unchecked == 0 ? "VERIFIED 核验通过\n"
+                                     : "VERIFIED 核验通过, except " + std::to_string(unchecked) +
+                                           " item(s) marked [--], which could not be checked 有未核验项\n";
   for (const Check& c : checks) {
     out += (!c.checked ? "[--]   " : c.ok ? "[OK]   " : "[FAIL] ") + c.name + ": " + c.detail + "\n";
   }

@@ -3,9 +3,9 @@
 // document was served when the bundle says. build_bundle() assembles it;
 // verify_bundle() recomputes every claim and reports each check in words.
 //
-// Bundle JSON (version "songda.proof-bundle/v1"; hashes lowercase hex):
+// Bundle JSON (version "songda.proof-bundle/v2"; hashes lowercase hex):
 //   {
-//     "version": "songda.proof-bundle/v1",
+//     "version": "songda.proof-bundle/v2",
 //     "delivery": {"delivery_id","event_id","recipient_id","channel","court_id","case_number"},
 //     "records": [ <evidence record JSON, record.h>, ... ],          // every record of the
 //                                                                     // recipient's deliveries of the document
@@ -14,8 +14,19 @@
 //     "checkpoint": <checkpoint JSON, checkpoint.h>,                 // proofs are against its tree_size
 //     "key_id": "<16 hex>",
 //     "service": <ServiceDecision JSON, rules.h>,
-//     "document_sha256": "<64 hex>"                                  // optional
+//     "document_sha256": "<64 hex>",                                 // optional
+//     "attestation": {"key_id": "<16 hex>", "attested_at": <unix ms>, "signature": "<base64>"}
 //   }
+// The attestation is the log key's statement that `records` are every record of
+// the recipient's deliveries of this event in the log (and the event's
+// acceptance) as of attested_at, all covered by the checkpoint, and that
+// `service` is what they decide. Its Ed25519 signature is over
+//     "songda.proof-bundle/v2 attestation\n" + JCS(the bundle without attestation.signature)
+// so a record left out, added or changed, or a rewritten conclusion, breaks it.
+// Without it, leaving out a record (a consent, an arrival) and rewriting
+// `service` to match would still verify: every remaining record is genuine.
+// Bundles of v1 (the same without attestation) still verify, with completeness
+// reported as not checked.
 // Parsing is strict (unknown members, uppercase hex, non-canonical base64 are
 // refused) so that any changed byte is either refused or changes a checked value.
 //
@@ -41,7 +52,9 @@
 
 namespace songda::evidence {
 
-inline constexpr const char* kBundleVersion = "songda.proof-bundle/v1";
+inline constexpr const char* kBundleVersion = "songda.proof-bundle/v2";
+inline constexpr const char* kBundleVersionV1 = "songda.proof-bundle/v1";  // not attested; still verified
+inline constexpr const char* kAttestationContext = "songda.proof-bundle/v2 attestation\n";
 
 // The delivery the bundle was asked for. delivery_id must equal
 // songda::delivery_id(event_id, recipient_id, channel); the other deliveries in
@@ -67,6 +80,7 @@ struct BundleInput {
   std::vector<ProvenRecord> records;
   Checkpoint checkpoint;
   std::optional<std::string> document_sha256;  // 64 lowercase hex
+  std::int64_t attested_at_ms = 0;             // when the records were read: complete as of this time
 };
 
 // Inclusion proofs for records at the given leaf indexes, in a tree of
@@ -75,9 +89,13 @@ Result<std::vector<ProvenRecord>> prove_records(const NodeSource& source,
                                                 const std::vector<std::pair<EvidenceRecord, std::uint64_t>>& records,
                                                 std::uint64_t tree_size);
 
-// Decides the service from the records and assembles the JSON. Error "jcs" /
-// "schema" if a record cannot be canonicalized or is malformed.
-Result<nlohmann::json> build_bundle(const BundleInput& in);
+// Decides the service from the records, assembles the JSON and signs the
+// attestation with `key` (the log's key: the checkpoint's key id). Error "jcs" /
+// "schema" if a record cannot be canonicalized or is malformed, "crypto".
+Result<nlohmann::json> build_bundle(const BundleInput& in, const SigningKey& key);
+
+// The bytes an attestation signs: kAttestationContext + JCS(bundle without attestation.signature).
+Result<std::string> attestation_message(const nlohmann::json& bundle);
 
 struct Check {
   std::string name;  // e.g. "checkpoint signature 签名"
@@ -108,10 +126,9 @@ struct VerifyOptions {
 };
 
 // Checks, each reported: format; public key and key id; checkpoint signature;
-// per record: canonical bytes → leaf hash, inclusion proof → signed root;
-// delivery ids ↔ recipient; document hash (claimed, attested by a record, and
-// the given bytes); TSA token (imprint; signature when a CA is given);
-// consistency with an earlier checkpoint; the service decision recomputed with
+// completeness (the attestation; v1: not checked); per record: canonical bytes → leaf hash, inclusion proof → signed
+// root; delivery ids ↔ recipient; document hash (claimed, attested by a record, and the given bytes); TSA token
+// (imprint; signature when a CA is given); consistency with an earlier checkpoint; the service decision recomputed with
 // the rules equals the claim.
 VerifyReport verify_bundle(std::string_view bundle_json, std::string_view public_key_pem,
                            const VerifyOptions& options = {});

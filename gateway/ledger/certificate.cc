@@ -342,6 +342,13 @@ std::string render_certificate_html(const nlohmann::json& bundle, const Certific
   if (bundle.contains("document_sha256")) {
     h += "<tr><th>经日志证明的文书哈希</th><td class=\"mono\">" + esc(str(bundle, "document_sha256")) + "</td></tr>\n";
   }
+  const Json& attestation = bundle.value("attestation", Json::object());
+  if (attestation.is_object() && attestation.contains("signature")) {
+    h += "<tr><th>完整性声明 Completeness</th><td>日志密钥 <span class=\"mono\">" + esc(str(attestation, "key_id")) +
+         "</span> 于 " + esc(beijing_time(num(attestation, "attested_at"))) +
+         " 签名声明：上列记录为该受送达人就本事件在日志中的全部记录，送达结论据此得出。"
+         "The log's key attests that the records above are all of this recipient's for this event.</td></tr>\n";
+  }
   h += "</table>\n";
 
   // How to verify.
@@ -355,10 +362,11 @@ std::string render_certificate_html(const nlohmann::json& bundle, const Certific
        "songda verify bundle.json --pubkey court.pub --document 送达文书.pdf   # 同时核对文书是否一致</pre>\n"
        "<p "
        "class=\"note\">"
-       "核验程序逐项检查：检查点签名、每条证据记录的哈希及其在日志中的包含证明、记录与受送达人的对应关系、"
+       "核验程序逐项检查：检查点签名、记录完整性声明的签名、每条证据记录的哈希及其在日志中的包含证明、记录与受送达人的"
+       "对应关系、"
        "文书哈希，并依据同一版本的送达规则重新计算送达结论；全部通过时显示「VERIFIED 核验通过」。"
-       "任何一个字节被改动，核验都会失败并指出原因。The verifier checks the checkpoint signature, every record's leaf "
-       "hash "
+       "任何一个字节被改动，核验都会失败并指出原因。The verifier checks the checkpoint signature, the completeness "
+       "attestation, every record's leaf hash "
        "and inclusion proof, the recipient, the document hash, and recomputes the service decision.</p>\n";
   h += "</body>\n</html>\n";
   return h;

@@ -90,8 +90,12 @@ std::string lower(std::string s) {
 
 }  // namespace
 
-ProofService::ProofService(RedisPool& pool, DeliveryStore& store, ProofOptions options)
-    : pool_(pool), store_(store), options_(std::move(options)) {}
+ProofService::ProofService(RedisPool& pool, DeliveryStore& store, evidence::SigningKey key, ProofOptions options)
+    : pool_(pool), store_(store), key_(std::move(key)), options_(options) {
+  auto pem = key_.public_key().public_pem();
+  if (!pem) throw StartupError("cannot export the evidence public key: " + pem.error().message);
+  public_key_pem_ = std::move(*pem);
+}
 
 Result<RecipientProof> ProofService::proof_for(const Delivery& delivery) {
   RecipientProof out;
@@ -121,6 +125,7 @@ Result<RecipientProof> ProofService::proof_for(const Delivery& delivery) {
   }
   cmds.push_back({"LRANGE", delivery_index_key(event_index_id(delivery.event_id)), "0", "-1"});
   cmds.push_back({"GET", kLatestCheckpointKey});
+  const std::int64_t read_at_ms = now_unix_ms();
   auto r = pool_.pipeline(cmds);
   if (!r) return r.error();
   const auto& rs = r.value();
@@ -189,11 +194,12 @@ Result<RecipientProof> ProofService::proof_for(const Delivery& delivery) {
                                       delivery.channel, delivery.court_id, delivery.case_number};
   in.records = std::move(*proven);
   in.checkpoint = std::move(*checkpoint);
+  in.attested_at_ms = read_at_ms;
   if (delivery.document) {
     const std::string sha = lower(delivery.document->sha256);
     if (attests_document(plain, sha)) in.document_sha256 = sha;
   }
-  auto bundle = evidence::build_bundle(in);
+  auto bundle = evidence::build_bundle(in, key_);
   if (!bundle) return bundle.error();
   out.bundle = std::move(*bundle);
   out.state = RecipientProof::State::kReady;
@@ -433,12 +439,9 @@ void register_proof_routes(ApiServer& server, ProofService& proofs) {
 
   s.Get("/v1/evidence/public-key", [api, &proofs](const httplib::Request& req, httplib::Response& res) {
     if (!api->authenticate(req, res)) return;
-    if (proofs.options().public_key_pem.empty()) {
-      return send_error(res, 404, "not_found", "this gateway was started without an evidence key");
-    }
     res.status = 200;
     res.set_header("Content-Disposition", "inline; filename=\"court.pub\"");
-    res.set_content(proofs.options().public_key_pem, "application/x-pem-file");
+    res.set_content(proofs.public_key_pem(), "application/x-pem-file");
   });
 }
 

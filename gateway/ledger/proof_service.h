@@ -35,8 +35,7 @@
 namespace songda::ledger {
 
 struct ProofOptions {
-  std::string public_key_pem;  // the log's Ed25519 public key, served at /v1/evidence/public-key
-  int retry_after_s = 3;       // advice on a pending_checkpoint answer
+  int retry_after_s = 3;  // advice on a pending_checkpoint answer
 };
 
 struct RecipientProof {
@@ -51,11 +50,14 @@ struct RecipientProof {
 
 class ProofService {
  public:
-  ProofService(RedisPool& pool, DeliveryStore& store, ProofOptions options);
+  // `key` is the log's signing key: bundles are attested with it (bundle.h), and its public half is
+  // served at /v1/evidence/public-key. Throws StartupError if the public key cannot be exported.
+  ProofService(RedisPool& pool, DeliveryStore& store, evidence::SigningKey key, ProofOptions options);
 
-  // The bundle for `delivery` (as read from the store; the caller has checked access).
+  // The bundle for `delivery` (as read from the store; the caller has checked access), attested
+  // complete as of the moment its records were read.
   // Errors: "no_evidence" (the log holds no record of this recipient), "schema" (a stored record
-  // is unreadable), the pool's.
+  // is unreadable), "crypto" (signing failed), the pool's.
   Result<RecipientProof> proof_for(const Delivery& delivery);
 
   // Every recipient's service state for a case in the given courts, decided from the log's records.
@@ -68,11 +70,14 @@ class ProofService {
   Result<nlohmann::json> consistency(std::uint64_t from, std::uint64_t to);
 
   [[nodiscard]] const ProofOptions& options() const { return options_; }
+  [[nodiscard]] const std::string& public_key_pem() const { return public_key_pem_; }
   DeliveryStore& store() { return store_; }
 
  private:
   RedisPool& pool_;
   DeliveryStore& store_;
+  evidence::SigningKey key_;
+  std::string public_key_pem_;
   ProofOptions options_;
 };
 

@@ -90,7 +90,7 @@ class Bundle : public ::testing::Test {
   Json make_bundle(const std::vector<std::pair<EvidenceRecord, std::uint64_t>>& records, const Checkpoint& c) {
     auto proven = prove_records(tree_, records, c.tree_size);
     EXPECT_TRUE(proven.ok()) << proven.error().message;
-    auto b = build_bundle(BundleInput{sms_delivery(), *proven, c, sha256_hex(kDocument)});
+    auto b = build_bundle(BundleInput{sms_delivery(), *proven, c, sha256_hex(kDocument), kT0 + 61 * kMin}, *key_);
     EXPECT_TRUE(b.ok()) << b.error().message;
     return *b;
   }
@@ -107,6 +107,35 @@ class Bundle : public ::testing::Test {
   static const Check* failed(const VerifyReport& r) {
     const auto it = std::find_if(r.checks.begin(), r.checks.end(), [](const Check& c) { return !c.ok; });
     return it == r.checks.end() ? nullptr : &*it;
+  }
+
+  // The names of the failed checks, in report order.
+  static std::vector<std::string> failures(const VerifyReport& r) {
+    std::vector<std::string> out;
+    for (const Check& c : r.checks) {
+      if (!c.ok) out.push_back(c.name);
+    }
+    return out;
+  }
+
+  static const Check* check_named(const VerifyReport& r, const std::string& prefix) {
+    const auto it =
+        std::find_if(r.checks.begin(), r.checks.end(), [&](const Check& c) { return c.name.rfind(prefix, 0) == 0; });
+    return it == r.checks.end() ? nullptr : &*it;
+  }
+
+  // The bundle as a gateway before attestations wrote it (songda.proof-bundle/v1).
+  static Json as_v1(Json b) {
+    b.erase("attestation");
+    b["version"] = kBundleVersionV1;
+    return b;
+  }
+
+  // The service the given records decide, as the bundle states it.
+  static Json decided(const Json& records) {
+    std::vector<EvidenceRecord> plain;
+    for (const Json& j : records) plain.push_back(*record_from_json(j));
+    return to_json(decide_service(*deliveries_from_records(plain)));
   }
 
   std::string public_pem_;
@@ -129,10 +158,13 @@ TEST_F(Bundle, GenuineBundleVerifies) {
 }
 
 TEST_F(Bundle, ShapeAndServiceClaim) {
-  for (const char* key :
-       {"version", "delivery", "records", "leaves", "checkpoint", "key_id", "service", "document_sha256"}) {
+  for (const char* key : {"version", "delivery", "records", "leaves", "checkpoint", "key_id", "service",
+                          "document_sha256", "attestation"}) {
     EXPECT_TRUE(bundle_.contains(key)) << key;
   }
+  EXPECT_EQ(bundle_["version"], "songda.proof-bundle/v2");
+  EXPECT_EQ(bundle_["attestation"]["key_id"], key_->key_id());
+  EXPECT_EQ(bundle_["attestation"]["attested_at"], kT0 + 61 * kMin);
   EXPECT_EQ(bundle_["records"].size(), placed_.size());
   EXPECT_EQ(bundle_["leaves"][0]["index"], placed_[0].second);
   EXPECT_EQ(bundle_["key_id"], key_->key_id());
@@ -249,23 +281,77 @@ TEST_F(Bundle, DroppingTheDecidingRecordFails) {
   b["leaves"].erase(5);
   const VerifyReport r = verify_parsed_bundle(b, public_pem_);
   EXPECT_FALSE(r.ok);
-  EXPECT_EQ(failed(r)->name, "service date 送达日期");
-  EXPECT_NE(failed(r)->detail.find("送达结论与记录不符"), std::string::npos);
+  EXPECT_EQ(failures(r), (std::vector<std::string>{"completeness 完整性", "service date 送达日期"}));
+  EXPECT_NE(check_named(r, "service date")->detail.find("送达结论与记录不符"), std::string::npos);
+}
+
+// Every record left in is genuine and the conclusion is rewritten to match them: only the attestation shows
+// that the bundle no longer holds all the recipient's records. Here the consent of the SMS channel is taken out,
+// and the in-app read, so the bundle would say the SMS arrival at +5 min did not serve (no consent) and nothing did.
+TEST_F(Bundle, LeavingOutRecordsAndRewritingTheConclusionFails) {
+  Json b = bundle_;
+  for (const std::size_t i : {5U, 1U}) {  // READ (in-app), then CONSENT_RECORDED (sms)
+    b["records"].erase(i);
+    b["leaves"].erase(i);
+  }
+  b["service"] = decided(b["records"]);
+  ASSERT_NE(b["service"], bundle_["service"]);
+  ASSERT_EQ(b["service"]["status"], "PENDING");
+
+  const VerifyReport r = verify_parsed_bundle(b, public_pem_);
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(failures(r), std::vector<std::string>{"completeness 完整性"}) << r.text();
+  EXPECT_NE(check_named(r, "completeness")->detail.find("凭证签名后被改动"), std::string::npos);
+
+  // The same cut in the unsigned v1 form passes every check it has, and says completeness was not checked.
+  const VerifyReport old = verify_parsed_bundle(as_v1(b), public_pem_);
+  EXPECT_TRUE(old.ok) << old.text();
+  const Check* completeness = check_named(old, "completeness");
+  ASSERT_NE(completeness, nullptr);
+  EXPECT_FALSE(completeness->checked);
+  EXPECT_NE(old.text().find("[--]   completeness"), std::string::npos) << old.text();
+  EXPECT_NE(old.text().find("except 1 item(s) marked [--]"), std::string::npos) << old.text();
+}
+
+TEST_F(Bundle, AnAttestationMissingOrByAnotherKeyFails) {
+  Json b = bundle_;
+  b.erase("attestation");  // still named v2
+  VerifyReport r = verify_parsed_bundle(b, public_pem_);
+  EXPECT_EQ(failures(r), std::vector<std::string>{"bundle format 格式"});
+
+  // Signed over the same content, by a key that is not the log's.
+  const SigningKey impostor = *load_private_key_pem(generate_key_pair()->private_pem);
+  b = bundle_;
+  b["attestation"]["key_id"] = impostor.key_id();
+  b["attestation"]["signature"] = base64_encode(*impostor.sign(*attestation_message(b)));
+  r = verify_parsed_bundle(b, public_pem_);
+  EXPECT_EQ(failures(r), std::vector<std::string>{"completeness 完整性"});
+  b["attestation"]["key_id"] = key_->key_id();
+  b["attestation"]["signature"] = base64_encode(*impostor.sign(*attestation_message(b)));
+  r = verify_parsed_bundle(b, public_pem_);
+  EXPECT_EQ(failures(r), std::vector<std::string>{"completeness 完整性"});
+  EXPECT_NE(check_named(r, "completeness")->detail.find("凭证签名后被改动"), std::string::npos);
+
+  // A later attestation time is a change too.
+  b = bundle_;
+  b["attestation"]["attested_at"] = kT0 + 90 * kMin;
+  EXPECT_EQ(failures(verify_parsed_bundle(b, public_pem_)), std::vector<std::string>{"completeness 完整性"});
 }
 
 TEST_F(Bundle, AChangedClaimFails) {
   Json b = bundle_;
   b["service"]["service_time"] = kT0 + 5 * kMin;
-  EXPECT_FALSE(verify_parsed_bundle(b, public_pem_).ok);
-  b = bundle_;
+  EXPECT_EQ(failures(verify_parsed_bundle(b, public_pem_)),
+            (std::vector<std::string>{"completeness 完整性", "service date 送达日期"}));
+  b = as_v1(bundle_);
   b["service"]["rule_version"] = "cn-olr-2030.1";
   const VerifyReport r = verify_parsed_bundle(b, public_pem_);
   EXPECT_FALSE(r.ok);
   EXPECT_NE(failed(r)->detail.find("hint"), std::string::npos);
 }
 
-// A bundle printed before the rules became cn-olr-2021.2 states cn-olr-2021.1: it still verifies, recomputed with
-// that version; its claim is still held to what that version decides.
+// A bundle printed before the rules became cn-olr-2021.2 states cn-olr-2021.1 (and, older than attestations, is v1):
+// it still verifies, recomputed with that version; its claim is still held to what that version decides.
 TEST_F(Bundle, ABundleDecidedWithAnEarlierRulesVersionStillVerifies) {
   std::vector<std::pair<EvidenceRecord, std::uint64_t>> pending;  // in-app (obtained) not read, SMS not arrived
   for (const auto& [r, index] : placed_) {
@@ -280,6 +366,7 @@ TEST_F(Bundle, ABundleDecidedWithAnEarlierRulesVersionStillVerifies) {
   ASSERT_EQ(b["service"]["rule_version"], kRulesVersion);
   EXPECT_TRUE(verify_parsed_bundle(b, public_pem_).ok);
 
+  b = as_v1(b);
   b["service"]["rule_version"] = kRulesVersion2021_1;  // as the 2021.1 gateway wrote it
   b["service"]["rule"] = kRulePending;
   const VerifyReport old = verify_parsed_bundle(b, public_pem_);

@@ -265,7 +265,7 @@ TEST_F(LedgerRedis, SuccessiveCheckpointsAreConsistent) {
     ASSERT_TRUE(proof.ok());
     EXPECT_TRUE(evidence::verify_consistency(a.tree_size, b.tree_size, *proof, a.root_hash, b.root_hash).ok());
   }
-  ProofService proofs(*pool_, *store_, ProofOptions{pem_.public_pem, 1});
+  ProofService proofs(*pool_, *store_, *key_, ProofOptions{1});
   auto j = proofs.consistency(signed_[0].tree_size, 0);
   ASSERT_TRUE(j.ok()) << j.error().message;
   EXPECT_EQ((*j)["to"], signed_.back().tree_size);
@@ -560,7 +560,7 @@ class Pipeline : public LedgerRedis {
 
 TEST_F(Pipeline, TheBundleOfAServedSummonsVerifiesAndATamperedOneDoesNot) {
   serve("EVT-SUMMONS-1");
-  ProofService proofs(*pool_, *store_, ProofOptions{pem_.public_pem, 2});
+  ProofService proofs(*pool_, *store_, *key_, ProofOptions{2});
   auto sms = store_->get_delivery(delivery_id("EVT-SUMMONS-1", "P-001", "sms"));
   ASSERT_TRUE(sms.ok() && sms.value());
 
@@ -572,10 +572,16 @@ TEST_F(Pipeline, TheBundleOfAServedSummonsVerifiesAndATamperedOneDoesNot) {
 
   auto cp = checkpointer("A");
   sign_now(*cp);
+  const std::int64_t asked_at = now_unix_ms();
   auto ready = proofs.proof_for(sms.value()->delivery);
   ASSERT_TRUE(ready.ok()) << ready.error().message;
   ASSERT_EQ(ready->state, RecipientProof::State::kReady);
   const Json& bundle = ready->bundle;
+  // Attested complete by the log's key, as of when the records were read.
+  EXPECT_EQ(bundle["version"], evidence::kBundleVersion);
+  EXPECT_EQ(bundle["attestation"]["key_id"], key_->key_id());
+  EXPECT_GE(bundle["attestation"]["attested_at"].get<std::int64_t>(), asked_at);
+  EXPECT_LE(bundle["attestation"]["attested_at"].get<std::int64_t>(), now_unix_ms());
   std::multiset<std::string> types;
   for (const auto& r : bundle["records"]) types.insert(r["type"].get<std::string>());
   for (const char* t : {"SUBMISSION_ACCEPTED", "CONSENT_RECORDED", "DISPATCHED", "PROVIDER_ACCEPTED", "DELIVERED",
@@ -785,7 +791,7 @@ TEST_F(Pipeline, AFallbackWhoseEvidenceCannotBeMadeIsSettledAndDoesNotStopTheOth
 
 TEST_F(Pipeline, HttpRoutes) {
   serve("EVT-HTTP-1");
-  ProofService proofs(*pool_, *store_, ProofOptions{pem_.public_pem, 2});
+  ProofService proofs(*pool_, *store_, *key_, ProofOptions{2});
   HttpConfig http;
   http.listen = "127.0.0.1:0";
   http.threads = 4;
@@ -894,7 +900,7 @@ TEST_F(LedgerRedis, TsaTokenOnACheckpointVerifiesWithTheTsaCa) {
   ASSERT_TRUE((*latest)->checkpoint.tsa_token.has_value());
   EXPECT_TRUE(evidence::verify_checkpoint((*latest)->checkpoint, *pub_).ok());  // the signature is untouched
 
-  ProofService proofs(*pool_, *store_, ProofOptions{pem_.public_pem, 1});
+  ProofService proofs(*pool_, *store_, *key_, ProofOptions{1});
   auto d = store_->get_delivery(delivery_id("evt-1", "R1", "sms"));
   ASSERT_TRUE(d.ok() && d.value());
   auto p = proofs.proof_for(d.value()->delivery);

@@ -115,7 +115,8 @@ Fixture make_fixture(const std::string& recipient_name = "张三", const std::st
   in.records = *evidence::prove_records(tree, indexed, tree.size());
   in.checkpoint = cp;
   in.document_sha256 = e.document->sha256;
-  f.bundle = *evidence::build_bundle(in);
+  in.attested_at_ms = kNow + 41000;
+  f.bundle = *evidence::build_bundle(in, key);
 
   f.facts.court_id = e.court_id;
   f.facts.court_name = e.court_name;
@@ -160,11 +161,26 @@ TEST(Certificate, ShowsEverythingAClerkNeedsAndEscapes) {
   const Fixture f = make_fixture("张三<script>alert(1)</script>");
   ASSERT_EQ(evidence::verify_parsed_bundle(f.bundle, f.pem.public_pem).ok, true);
   const std::string html = render_certificate_html(f.bundle, f.facts);
-  for (const char* must :
-       {"<!DOCTYPE html>", "电子送达凭证", "商丘市中级人民法院", "(2026)豫14民初123号", "传票", "当事人",
-        "+86138****5678", "受送达人主动提供的地址", "C-1", "到达受送达人系统", "2026-11-28 09:00:30（北京时间 UTC+8）",
-        "已送达", "第三十一条第一款", evidence::kRulesVersion, "如何核验",
-        "songda verify bundle.json --pubkey court.pub", "size: A4", "SHA-256"}) {
+  for (const char* must : {"<!DOCTYPE html>",
+                           "电子送达凭证",
+                           "商丘市中级人民法院",
+                           "(2026)豫14民初123号",
+                           "传票",
+                           "当事人",
+                           "+86138****5678",
+                           "受送达人主动提供的地址",
+                           "C-1",
+                           "到达受送达人系统",
+                           "2026-11-28 09:00:30（北京时间 UTC+8）",
+                           "已送达",
+                           "第三十一条第一款",
+                           evidence::kRulesVersion,
+                           "如何核验",
+                           "songda verify bundle.json --pubkey court.pub",
+                           "size: A4",
+                           "SHA-256",
+                           "完整性声明",
+                           "2026-11-28 09:00:41（北京时间 UTC+8）"}) {
     EXPECT_NE(html.find(must), std::string::npos) << "missing: " << must;
   }
   EXPECT_EQ(html.find("<script>"), std::string::npos);
@@ -227,6 +243,32 @@ TEST_F(Cli, VerifyPassesAGenuineBundleAndFailsATamperedOne) {
   bytes[at + 4] = '8';
   write(path("bytes.json"), bytes);
   EXPECT_EQ(verify({path("bytes.json"), "--pubkey", path("court.pub")}, &out), 1) << out;
+
+  // A record left out (the SMS receipt) with the conclusion rewritten to match what is left: only the attestation
+  // catches it. Without attestation (the v1 form) the same cut passes, and the result line says what was not checked.
+  Json cut = f.bundle;
+  for (std::size_t i = 0; i < cut["records"].size(); ++i) {
+    if (cut["records"][i]["type"] == "DELIVERED" && cut["records"][i]["channel"] == "sms") {
+      cut["records"].erase(i);
+      cut["leaves"].erase(i);
+      break;
+    }
+  }
+  ASSERT_EQ(cut["records"].size() + 1, f.bundle["records"].size());
+  std::vector<evidence::EvidenceRecord> left;
+  for (const auto& r : cut["records"]) left.push_back(*evidence::record_from_json(r));
+  cut["service"] = evidence::to_json(evidence::decide_service(*evidence::deliveries_from_records(left)));
+  ASSERT_NE(cut["service"], f.bundle["service"]);
+  write(path("cut.json"), cut.dump(2));
+  EXPECT_EQ(verify({path("cut.json"), "--pubkey", path("court.pub")}, &out), 1) << out;
+  EXPECT_NE(out.find("[FAIL] completeness 完整性: the bundle was changed after the log's key signed it"),
+            std::string::npos)
+      << out;
+  cut.erase("attestation");
+  cut["version"] = evidence::kBundleVersionV1;
+  write(path("cut-v1.json"), cut.dump(2));
+  EXPECT_EQ(verify({path("cut-v1.json"), "--pubkey", path("court.pub")}, &out), 0) << out;
+  EXPECT_NE(out.find("(1 not checked 未核验)"), std::string::npos) << out;
 
   const auto other = *evidence::generate_key_pair();
   write(path("other.pub"), other.public_pem);
