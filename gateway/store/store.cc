@@ -51,8 +51,9 @@ local function advance(dk, status, now, detail, extra, h)
   if status == 'FAILED' or status == 'CANCELLED' then
     if cur ~= 'ACCEPTED' and (cur ~= 'SENT' or status == 'CANCELLED') then return false end
   elseif cur == 'FAILED' then
-    -- only the recipient's own act: opening or acknowledging shows the message reached them after all
-    if status ~= 'READ' and status ~= 'ACKNOWLEDGED' then return false end
+    -- the message reached them after all: the recipient opened or acknowledged it, or the operator reported its
+    -- arrival after a failure report (an earlier attempt, a report corrected)
+    if status ~= 'READ' and status ~= 'ACKNOWLEDGED' and status ~= 'DELIVERED' then return false end
   else
     if cur == 'CANCELLED' or RANK[cur] == nil or RANK[status] == nil or RANK[status] < RANK[cur] then return false end
   end
@@ -244,6 +245,17 @@ for _, c in ipairs(list) do
         redis.call('RPUSH', dk .. ':hist', cjson.encode({status='DELIVERED', at=c.at, detail=c.detail}))
         gather(evidence, c.evidence)
         if c.provider ~= '' then zwrite('sd:sent:' .. c.provider, c.id, false) end
+        changed = changed + 1
+      end
+    elseif c.status == 'FAILED' then
+      -- A failure reported after the delivery arrived (or was read). The arrival still decides the service, and
+      -- the status stays; the operator's report is a fact of the record all the same: kept once, with its evidence.
+      local cur = h[1]
+      if (cur == 'DELIVERED' or cur == 'READ' or cur == 'ACKNOWLEDGED') and
+          redis.call('HSETNX', dk, 'failed_report_at', c.at) == 1 then
+        redis.call('RPUSH', dk .. ':hist', cjson.encode({status='FAILED', at=c.at,
+                                                         detail='reported after arrival, status kept: ' .. c.detail}))
+        gather(evidence, c.evidence)
         changed = changed + 1
       end
     end

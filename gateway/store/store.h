@@ -18,8 +18,11 @@
 //                                  try); sd:rcpt:unmatched: those given up on after 7 days, for an operator
 //
 // Statuses only move forward: ACCEPTED < SENT < DELIVERED < READ < ACKNOWLEDGED;
-// FAILED only from ACCEPTED or SENT; from FAILED only to READ or ACKNOWLEDGED (the recipient opened or
-// acknowledged it: a carrier's failure report is not the last word over that). A repeated update is a no-op.
+// FAILED only from ACCEPTED or SENT; from FAILED only to DELIVERED, READ or ACKNOWLEDGED (the operator
+// reported its arrival after all, or the recipient opened or acknowledged it: a carrier's failure report is not
+// the last word over that). A repeated update is a no-op. A receipt that does not move the status is still kept,
+// once, with its evidence, when it is a fact the proof needs: an arrival reported after the recipient read it,
+// or a failure reported after the arrival (complete_batch; the status stays).
 //
 // Thread-safety: all methods are thread-safe (each uses its own pooled connection).
 #pragma once

@@ -580,5 +580,56 @@ TEST_F(StoreTest, TheOperatorsReportAfterTheRecipientReadItIsStillRecordedOnce) 
   EXPECT_EQ(delivered, 1);
 }
 
+// Reports that contradict the status: an arrival after a failure report moves the delivery to DELIVERED (it reached
+// the recipient after all, and the proof needs that arrival); a failure after an arrival keeps the status and is
+// kept once as evidence. Neither is lost, and a push repeated by the provider adds nothing.
+TEST_F(StoreTest, AReportThatContradictsTheStatusIsKeptWithItsEvidence) {
+  const auto now = now_unix_ms();
+  auto first = make("e10", "sms");
+  auto second = make("e11", "sms");
+  record("e10", {first}, now);
+  record("e11", {second}, now);
+  ASSERT_TRUE(store_->claim_due("sms", now, 30000, 10).ok());
+  ASSERT_TRUE(store_
+                  ->complete_batch({done(first.id, "sms", "SENT", "accepted", "aliyun-main", "B10:1", "aliyun:B10:1"),
+                                    done(second.id, "sms", "SENT", "accepted", "aliyun-main", "B11:1", "aliyun:B11:1")},
+                                   now)
+                  .ok());
+  ReceiptCounters counters;
+  ReceiptProcessor p(*store_, counters);
+  p.set_evidence([](const std::string& id, const ReceiptUpdate& u, std::int64_t) {
+    const std::string type = u.delivered ? "DELIVERED" : "DELIVERY_FAILED";
+    return std::vector<EvidenceLeaf>{{id,
+                                      R"({"type":")" + type + R"(","at":)" + std::to_string(u.provider_time_ms) + "}",
+                                      sha256_hex(id + type + std::to_string(u.provider_time_ms))}};
+  });
+  const auto leaves = [&] { return pool_->command({"LLEN", "sd:ev:leaves"})->integer; };
+  const auto start = leaves();
+
+  // First: failure, then arrival after all.
+  ASSERT_TRUE(p.apply({{"aliyun:B10:1", "sms", false, "UNDELIV", now + 500, "{}"}}, now + 600).ok());
+  EXPECT_EQ(status(first.id), "FAILED");
+  const ReceiptUpdate arrived{"aliyun:B10:1", "sms", true, "DELIVRD", now + 900, "{}"};
+  ASSERT_TRUE(p.apply({arrived}, now + 1000).ok());
+  ASSERT_TRUE(p.apply({arrived}, now + 1100).ok());  // pushed again
+  EXPECT_EQ(status(first.id), "DELIVERED");
+  EXPECT_EQ(leaves(), start + 2) << "the failure and the arrival, each once";
+  EXPECT_EQ(pool_->command({"HGET", "sd:dlv:{" + first.id + "}", "delivered_at"})->str, std::to_string(now + 900));
+
+  // Second: arrival, then a failure report after it, pushed twice.
+  ASSERT_TRUE(p.apply({{"aliyun:B11:1", "sms", true, "DELIVRD", now + 500, "{}"}}, now + 600).ok());
+  const ReceiptUpdate late{"aliyun:B11:1", "sms", false, "UNDELIV", now + 900, "{}"};
+  ASSERT_TRUE(p.apply({late}, now + 1000).ok());
+  ASSERT_TRUE(p.apply({late}, now + 1100).ok());
+  EXPECT_EQ(status(second.id), "DELIVERED") << "a late failure report does not undo the arrival";
+  EXPECT_EQ(leaves(), start + 4) << "the arrival and the late failure, each once";
+  auto v = store_->get_delivery(second.id).value();
+  ASSERT_TRUE(v);
+  ASSERT_FALSE(v->history.empty());
+  EXPECT_EQ(v->history.back().status, "FAILED");
+  EXPECT_EQ(v->history.back().at_ms, now + 900);
+  EXPECT_NE(v->history.back().detail.find("reported after arrival, status kept"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace songda
