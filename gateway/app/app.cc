@@ -135,6 +135,10 @@ App::App(Config config, AppOptions options) : config_(std::move(config)), option
   checkpointer_ = std::make_unique<ledger::Checkpointer>(
       *redis_, std::move(signer.key), signer.config,
       ledger::kafka_checkpoint_publisher(*producer_, config_.kafka.checkpoint_topic, signer.config.origin));
+  // Before signing as a new signer: what the witnesses last saw, so a Redis restored from an older backup cannot
+  // make it publish a second history.
+  checkpointer_->set_witness(
+      ledger::kafka_checkpoint_witness(config_.kafka, config_.kafka.checkpoint_topic, signer.config.origin));
 
   HealthProbes probes;
   probes.redis = [this] {
@@ -249,6 +253,16 @@ std::string App::metrics_text() {
               broadcasts_->fanout().stats().deliveries),
       counter("songda_broadcast_cancelled_total", "Broadcast deliveries cancelled before they were sent",
               broadcasts_->fanout().stats().cancelled),
+      MetricSource{"songda_evidence_checkpoint_tree_size",
+                   "Leaves in the newest evidence checkpoint this instance knows (signed, or witnessed)", false,
+                   [this] { return static_cast<double>(checkpointer_->stats().last_tree_size); }},
+      MetricSource{"songda_evidence_signer_errors_total",
+                   "Signing rounds that failed (Redis, a log that does not extend the last checkpoint, witnesses)",
+                   true, [this] { return static_cast<double>(checkpointer_->stats().errors); }},
+      MetricSource{"songda_evidence_witness_conflicts_total",
+                   "Signing leases refused because Redis's evidence log is not the history the witnesses saw "
+                   "(critical: restored from another backup?)",
+                   true, [this] { return static_cast<double>(checkpointer_->stats().witness_conflicts); }},
   };
   for (const auto& ch : channels_) {
     const std::string name(ch->name());

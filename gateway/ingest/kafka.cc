@@ -319,6 +319,98 @@ Status KafkaProducer::produce_all(const std::vector<OutgoingMessage>& messages, 
   return ok_status();
 }
 
+namespace {
+using TopicPtr = std::unique_ptr<rd_kafka_topic_t, Deleter<rd_kafka_topic_t, rd_kafka_topic_destroy>>;
+
+struct MetadataDeleter {
+  void operator()(const struct rd_kafka_metadata* md) const {
+    if (md != nullptr) rd_kafka_metadata_destroy(md);
+  }
+};
+using MetadataPtr = std::unique_ptr<const struct rd_kafka_metadata, MetadataDeleter>;
+
+Error unavailable(const std::string& what, rd_kafka_resp_err_t e) {
+  return Error::transient("kafka_unavailable", what + ": " + rd_kafka_err2str(e));
+}
+}  // namespace
+
+Result<std::vector<KafkaMessage>> read_topic_tail(const KafkaConfig& config, const std::string& topic,
+                                                  int per_partition, int timeout_ms) {
+  ConfPtr conf = base_conf(config);
+  set(conf.get(), "group.id", "songda-tail-reader");  // never joined: partitions are assigned by hand
+  set(conf.get(), "enable.auto.commit", "false");
+  set(conf.get(), "enable.auto.offset.store", "false");
+  set(conf.get(), "enable.partition.eof", "true");
+  set(conf.get(), "allow.auto.create.topics", "false");
+  rd_kafka_conf_set_log_cb(conf.get(), log_cb);
+  char err[512];
+  rd_kafka_t* raw = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof err);
+  if (raw == nullptr) throw StartupError(std::string("cannot create Kafka consumer: ") + err);
+  (void)conf.release();  // owned by rk now
+  const KafkaPtr rk(raw);
+  rd_kafka_poll_set_consumer(raw);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  const auto left = [&] {
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    return static_cast<int>(std::max<long long>(ms, 1));
+  };
+
+  std::vector<std::int32_t> partitions;
+  {
+    const TopicPtr rkt(rd_kafka_topic_new(raw, topic.c_str(), nullptr));
+    const struct rd_kafka_metadata* md = nullptr;
+    const auto e = rd_kafka_metadata(raw, 0, rkt.get(), &md, left());
+    const MetadataPtr held(md);
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return unavailable("metadata of " + topic, e);
+    if (md->topic_cnt != 1) return std::vector<KafkaMessage>{};
+    const auto& t = md->topics[0];
+    if (t.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) return std::vector<KafkaMessage>{};
+    if (t.err != RD_KAFKA_RESP_ERR_NO_ERROR) return unavailable("metadata of " + topic, t.err);
+    for (int i = 0; i < t.partition_cnt; ++i) partitions.push_back(t.partitions[i].id);
+  }
+
+  std::map<std::int32_t, std::int64_t> end;  // partition -> high watermark, for those with messages
+  PartitionsPtr assignment(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+  for (const std::int32_t p : partitions) {
+    std::int64_t low = 0;
+    std::int64_t high = 0;
+    const auto e = rd_kafka_query_watermark_offsets(raw, topic.c_str(), p, &low, &high, left());
+    if (e != RD_KAFKA_RESP_ERR_NO_ERROR) return unavailable("offsets of " + topic, e);
+    if (high <= low) continue;
+    end[p] = high;
+    rd_kafka_topic_partition_list_add(assignment.get(), topic.c_str(), p)->offset =
+        std::max(low, high - std::max(per_partition, 1));
+  }
+  std::vector<KafkaMessage> out;
+  if (end.empty()) return out;
+  if (const auto e = rd_kafka_assign(raw, assignment.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return unavailable("assigning " + topic, e);
+  }
+  while (!end.empty()) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      rd_kafka_assign(raw, nullptr);
+      return Error::transient("kafka_unavailable", "the newest messages of " + topic + " did not arrive within " +
+                                                       std::to_string(timeout_ms) + " ms");
+    }
+    const MessagePtr m(rd_kafka_consumer_poll(raw, std::min(left(), 100)));
+    if (!m) continue;
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      end.erase(m->partition);
+      continue;
+    }
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      spdlog::warn("kafka: reading the end of {}: {}", topic, rd_kafka_message_errstr(m.get()));
+      continue;
+    }
+    out.push_back(copy_message(m.get()));
+    if (const auto it = end.find(m->partition); it != end.end() && m->offset + 1 >= it->second) end.erase(it);
+  }
+  rd_kafka_assign(raw, nullptr);
+  rd_kafka_consumer_close(raw);
+  return out;
+}
+
 bool KafkaProducer::reachable(int timeout_ms) {
   const struct rd_kafka_metadata* md = nullptr;
   const auto e = rd_kafka_metadata(impl_->rk.get(), 0, nullptr, &md, timeout_ms);

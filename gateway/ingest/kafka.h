@@ -82,4 +82,11 @@ class KafkaProducer {
   std::unique_ptr<Impl> impl_;
 };
 
+// The newest messages of `topic`: at most `per_partition` from the end of each partition, read by a short-lived
+// consumer that joins no group and commits nothing (for a signer that checks what its witnesses last saw).
+// Empty when the topic has no message or does not exist. Error "kafka_unavailable" when the cluster does not answer
+// (metadata, offsets or the messages) within timeout_ms; StartupError on bad configuration.
+Result<std::vector<KafkaMessage>> read_topic_tail(const KafkaConfig& config, const std::string& topic,
+                                                  int per_partition, int timeout_ms);
+
 }  // namespace songda

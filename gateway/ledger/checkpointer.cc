@@ -8,6 +8,7 @@
 
 #include "gateway/core/contain.h"
 #include "gateway/core/crypto.h"
+#include "gateway/core/json_parse.h"
 #include "gateway/core/text.h"
 #include "gateway/ledger/redis_log.h"
 
@@ -86,6 +87,70 @@ void Checkpointer::set_timestamper(Timestamper t) {
   timestamper_ = std::move(t);
 }
 
+void Checkpointer::set_witness(CheckpointWitness w) {
+  std::lock_guard lock(tick_mu_);
+  witness_ = std::move(w);
+}
+
+Result<std::optional<evidence::Checkpoint>> Checkpointer::check_witnesses(
+    const std::optional<StoredCheckpoint>& latest) {
+  auto seen = witness_();
+  if (!seen) {
+    return Error::transient("witness_unavailable", "cannot read the checkpoints the witnesses hold (" +
+                                                       seen.error().message +
+                                                       "); the signing lease is given back until they can be read");
+  }
+  std::optional<evidence::Checkpoint> newest;
+  int foreign = 0;  // signed by another key: not this log's witnesses (a test's, an impostor's)
+  for (const std::string& json : *seen) {
+    auto c = evidence::checkpoint_from_json(parse_json(json));
+    if (!c || c->origin != config_.origin) continue;
+    if (!evidence::verify_checkpoint(*c, key_.public_key()).ok()) {
+      ++foreign;
+      continue;
+    }
+    if (!newest || c->tree_size > newest->tree_size) newest = std::move(*c);
+  }
+  if (foreign > 0) {
+    spdlog::warn(
+        "evidence log: {} checkpoint(s) of origin {} on the witness topic are not signed by this log's key; "
+        "ignored",
+        foreign, config_.origin);
+  }
+  if (!newest) return std::optional<evidence::Checkpoint>{};
+  {
+    std::lock_guard lock(state_mu_);
+    stats_.witnessed_tree_size = newest->tree_size;
+  }
+  const std::uint64_t redis_size = latest ? latest->checkpoint.tree_size : 0;
+  if (newest->tree_size > redis_size) {
+    spdlog::critical(
+        "evidence log: the witnesses hold a checkpoint of {} leaves signed at {}, but the newest in Redis has {}: "
+        "Redis lost signed evidence (restored from an older backup?). New checkpoints must extend the witnessed one, "
+        "so signing stays stopped until the lost records are back. Hint: restore Redis from a newer backup; "
+        "songda ledger check",
+        newest->tree_size, rfc3339_utc(newest->timestamp_ms), redis_size);
+    return newest;
+  }
+  const RedisNodeSource source(pool_);
+  auto root = evidence::root(source, newest->tree_size);
+  if (!root) return root.error();
+  if (*root != newest->root_hash) {
+    {
+      std::lock_guard lock(state_mu_);
+      ++stats_.witness_conflicts;
+    }
+    spdlog::critical(
+        "evidence log: Redis's log of {} leaves has another root than the checkpoint the witnesses hold for that "
+        "size: this is not the history that was published; refusing to sign. Hint: songda ledger check",
+        newest->tree_size);
+    return Error::permanent("witness_conflict", "Redis's evidence log contradicts the witnessed checkpoint of " +
+                                                    std::to_string(newest->tree_size) +
+                                                    " leaves; hint: run songda ledger check");
+  }
+  return std::optional<evidence::Checkpoint>{};
+}
+
 void Checkpointer::lost_lease() {
   if (leader_.exchange(false)) {
     spdlog::warn("evidence log: instance {} lost the signing lease; it stops signing", config_.instance_id);
@@ -110,9 +175,20 @@ Result<bool> Checkpointer::hold_lease() {
     release_lease(pool_, kLeaseKey, config_.instance_id);
     return latest.error();
   }
+  std::optional<evidence::Checkpoint> witnessed;
+  if (witness_) {
+    auto checked = check_witnesses(*latest);
+    if (!checked) {
+      release_lease(pool_, kLeaseKey, config_.instance_id);
+      return checked.error();
+    }
+    witnessed = std::move(*checked);
+  }
   {
     std::lock_guard lock(state_mu_);
-    last_ = latest->has_value() ? std::optional<evidence::Checkpoint>((*latest)->checkpoint) : std::nullopt;
+    last_ = witnessed             ? witnessed
+            : latest->has_value() ? std::optional<evidence::Checkpoint>((*latest)->checkpoint)
+                                  : std::nullopt;
     ++stats_.leases_acquired;
     if (last_) {
       stats_.last_tree_size = last_->tree_size;
@@ -329,6 +405,19 @@ CheckpointPublisher kafka_checkpoint_publisher(KafkaProducer& producer, std::str
   return [&producer, topic = std::move(topic), key = std::move(key), timeout_ms](const std::string& json) {
     return producer.produce_all({OutgoingMessage{topic, key, json, {{"content-type", "application/json"}}}},
                                 timeout_ms);
+  };
+}
+
+CheckpointWitness kafka_checkpoint_witness(KafkaConfig config, std::string topic, std::string key, int timeout_ms) {
+  return [config = std::move(config), topic = std::move(topic), key = std::move(key),
+          timeout_ms]() -> Result<std::vector<std::string>> {
+    auto tail = read_topic_tail(config, topic, 16, timeout_ms);
+    if (!tail) return tail.error();
+    std::vector<std::string> out;
+    for (KafkaMessage& m : *tail) {
+      if (m.key == key) out.push_back(std::move(m.value));
+    }
+    return out;
   };
 }
 

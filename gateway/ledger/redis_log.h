@@ -133,6 +133,8 @@ struct CheckpointerConfig {
 
 // Sends one checkpoint JSON to the witnesses (the Kafka checkpoint topic). ok only when acknowledged.
 using CheckpointPublisher = std::function<Status(const std::string& checkpoint_json)>;
+// Reads the newest checkpoints the witnesses hold (JSON as published; a few from the end are enough).
+using CheckpointWitness = std::function<Result<std::vector<std::string>>()>;
 // Asks a TSA for an RFC 3161 token over the signed body (its SHA-256 imprint); returns the DER.
 using Timestamper = std::function<Result<std::string>(const std::string& signed_body)>;
 
@@ -146,6 +148,8 @@ struct CheckpointerStats {
   std::uint64_t leases_acquired = 0;
   std::uint64_t leases_lost = 0;
   std::uint64_t errors = 0;
+  std::uint64_t witnessed_tree_size = 0;  // of the newest checkpoint the witnesses held at the last lease taken
+  std::uint64_t witness_conflicts = 0;    // leases refused because Redis's log is not the one the witnesses saw
 };
 
 class Checkpointer {
@@ -158,6 +162,16 @@ class Checkpointer {
 
   // Optional: RFC 3161 tokens, fetched on the publishing thread before a checkpoint is published.
   void set_timestamper(Timestamper t);
+  // Optional (call before start()): the witnesses' newest checkpoints, read each time this instance takes the
+  // lease. Redis alone cannot tell that it was restored from an older backup: its newest checkpoint is then older
+  // than what was published, and the records after it are gone. Signing on would publish a second history (a
+  // fork) under the same key. So a witnessed checkpoint newer than Redis's becomes the one every new checkpoint
+  // must extend (logged as critical; the lost records cannot be re-made, so signing stays stopped until an
+  // operator restores them), and one that Redis's log contradicts (another root at its size) means the lease is
+  // given back (Error "witness_conflict"). Witnesses that cannot be read mean the lease is given back too
+  // ("witness_unavailable"), to be tried again at the next tick. Checkpoints not signed by this log's key or of
+  // another origin are ignored.
+  void set_witness(CheckpointWitness w);
 
   struct Tick {
     bool leader = false;
@@ -182,6 +196,8 @@ class Checkpointer {
 
  private:
   Result<bool> hold_lease();
+  // With the lease newly taken: the witnessed checkpoint newer than `latest` (Redis's newest), if any.
+  Result<std::optional<evidence::Checkpoint>> check_witnesses(const std::optional<StoredCheckpoint>& latest);
   void lost_lease();
   void wait(std::unique_lock<std::mutex>& lock, int ms);
 
@@ -191,6 +207,7 @@ class Checkpointer {
   CheckpointPublisher publish_;
   std::function<std::int64_t()> clock_;
   Timestamper timestamper_;
+  CheckpointWitness witness_;
 
   std::atomic<bool> leader_{false};
   mutable std::mutex state_mu_;  // guards last_ and stats_
@@ -211,6 +228,10 @@ class Checkpointer {
 // A publisher that produces to `topic` (key = the log origin) and waits at most timeout_ms for the ack.
 CheckpointPublisher kafka_checkpoint_publisher(KafkaProducer& producer, std::string topic, std::string key,
                                                int timeout_ms = 5000);
+
+// Reads the newest `per_partition` messages of every partition of `topic` whose key is `key` (read_topic_tail).
+CheckpointWitness kafka_checkpoint_witness(KafkaConfig config, std::string topic, std::string key,
+                                           int timeout_ms = 5000);
 
 // Reads SONGDA_EVIDENCE_KEY_FILE (PEM, required), SONGDA_EVIDENCE_ORIGIN (default "songda") and
 // SONGDA_EVIDENCE_CHECKPOINT_MS (default 2000). Throws StartupError naming the variable and the fix.

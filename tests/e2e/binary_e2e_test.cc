@@ -646,6 +646,9 @@ TEST_F(BinaryE2eTest, KillNineMidRunLosesNothingAndDuplicatesNothing) {
               e2e::metric_value(m, "songda_ingest_events_duplicate_total").value_or(-1));
   EXPECT_EQ(e2e::metric_value(m, "songda_ingest_events_rejected_total").value_or(-1), 0);
   EXPECT_EQ(e2e::metric_value(m, "songda_internal_errors_total").value_or(-1), 0) << "an exception was contained";
+  // A signer taking the lease after the restart reads the witness topic: the history it continues is the one the
+  // killed process published.
+  EXPECT_EQ(e2e::metric_value(m, "songda_evidence_witness_conflicts_total").value_or(-1), 0) << m;
   print_sim_stats(in, x);
 
   ASSERT_EQ(terminate(second), 0) << "exit code after SIGTERM (-1: still running after 30 s)";

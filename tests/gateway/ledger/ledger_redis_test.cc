@@ -16,6 +16,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
@@ -154,6 +155,27 @@ class LedgerRedis : public ::testing::Test {
     auto hashes = pool_->command({"LRANGE", kHashesKey, "0", "-1"});
     for (const auto& h : hashes->elements) t.append_leaf_hash(from_hex(h.str));
     return t;
+  }
+
+  // A backup of the evidence log's keys (DUMP), and putting it back as a restore from that backup would.
+  std::map<std::string, std::string> backup_evidence_keys() {
+    std::map<std::string, std::string> out;
+    auto keys = pool_->command({"KEYS", "sd:ev:*"});
+    EXPECT_TRUE(keys.ok());
+    for (const auto& k : keys.ok() ? keys->elements : std::vector<RedisReply>{}) {
+      auto dump = pool_->command({"DUMP", k.str});
+      EXPECT_TRUE(dump.ok());
+      if (dump.ok()) out[k.str] = dump->str;
+    }
+    return out;
+  }
+  void restore_evidence_keys(const std::map<std::string, std::string>& backup) {
+    auto keys = pool_->command({"KEYS", "sd:ev:*"});
+    ASSERT_TRUE(keys.ok());
+    for (const auto& k : keys->elements) ASSERT_TRUE(pool_->command({"DEL", k.str}).ok());
+    for (const auto& [k, v] : backup) ASSERT_TRUE(pool_->command({"RESTORE", k, "0", v, "REPLACE"}).ok());
+    // The old holder is gone: a new instance takes the lease.
+    ASSERT_TRUE(pool_->command({"DEL", kLeaseKey}).ok());
   }
 
   evidence::Checkpoint sign_now(Checkpointer& c) {
@@ -322,6 +344,106 @@ TEST_F(LedgerRedis, OnlyTheLeaseHolderSignsAndAnotherTakesOverWhenTheLeaseExpire
   ASSERT_TRUE(tc.ok());
   EXPECT_TRUE(tc->leader);
   EXPECT_EQ(b->stats().signed_checkpoints, 2u);  // the tick above, and the background one for events 20-21
+}
+
+// A Redis restored from a backup older than the newest published checkpoint has lost signed records; the log then
+// grows again with other records at the same places. A signer that checks only Redis signs that second history
+// under the same key (shown below by one without witnesses); one that reads the witnesses first refuses.
+TEST_F(LedgerRedis, ARedisRestoredFromAnOlderBackupCannotForkTheLog) {
+  std::vector<std::string> witnessed;  // the witness topic
+  const CheckpointWitness witness = [&]() -> Result<std::vector<std::string>> { return witnessed; };
+  auto a = checkpointer("A", [&](const std::string& json) -> Status {
+    witnessed.push_back(json);
+    return ok_status();
+  });
+  record_events(0, 2);
+  const auto first = sign_now(*a);
+  const auto backup = backup_evidence_keys();  // the nightly backup
+  record_events(10, 2);
+  const auto second = sign_now(*a);
+  ASSERT_EQ(a->publish_pending().value(), 2);
+  ASSERT_GT(second.tree_size, first.tree_size);
+
+  restore_evidence_keys(backup);  // Redis comes back from the backup: the records of events 10-11 are gone
+  record_events(20, 3);           // and the log grows again, past the published size, with other records
+  ASSERT_GT(log_size(), second.tree_size);
+
+  auto b = checkpointer("B");
+  b->set_witness(witness);
+  auto refused = b->tick();
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, "consistency_failed") << refused.error().message;
+  EXPECT_EQ(b->stats().witnessed_tree_size, second.tree_size);
+  EXPECT_EQ(pool_->command({"LLEN", kCheckpointsKey})->integer, 1) << "nothing signed after the restore";
+  ASSERT_TRUE(pool_->command({"DEL", kLeaseKey}).ok());  // B is gone
+
+  // Without witnesses the same situation is signed: a checkpoint that does not extend the published one.
+  auto c = checkpointer("C");
+  const auto forked = sign_now(*c);
+  const RedisNodeSource source(*pool_);
+  auto proof = evidence::consistency_proof(source, second.tree_size, forked.tree_size);
+  ASSERT_TRUE(proof.ok());
+  EXPECT_FALSE(
+      evidence::verify_consistency(second.tree_size, forked.tree_size, *proof, second.root_hash, forked.root_hash).ok())
+      << "a second history under the same key";
+  ASSERT_TRUE(pool_->command({"DEL", kLeaseKey}).ok());
+
+  // Now Redis is ahead of the witnesses but not their history: a signer that reads them gives the lease back.
+  auto d = checkpointer("D");
+  d->set_witness(witness);
+  auto conflict = d->tick();
+  ASSERT_FALSE(conflict.ok());
+  EXPECT_EQ(conflict.error().code, "witness_conflict");
+  EXPECT_FALSE(d->is_leader());
+  EXPECT_EQ(pool_->command({"EXISTS", kLeaseKey})->integer, 0);
+  EXPECT_EQ(d->stats().witness_conflicts, 1u);
+
+  // Witnesses that cannot be read: no signing this round, the lease given back.
+  auto e = checkpointer("E");
+  e->set_witness(
+      []() -> Result<std::vector<std::string>> { return Error::transient("kafka_unavailable", "broker down"); });
+  auto unread = e->tick();
+  ASSERT_FALSE(unread.ok());
+  EXPECT_EQ(unread.error().code, "witness_unavailable");
+  EXPECT_EQ(pool_->command({"EXISTS", kLeaseKey})->integer, 0);
+}
+
+// Only the checkpoints were lost (the records are all there): signing resumes as an extension of the witnessed
+// checkpoint. Checkpoints of another key or origin on the topic are ignored.
+TEST_F(LedgerRedis, ASignerResumesFromTheWitnessedCheckpointWhenOnlyCheckpointsWereLost) {
+  std::vector<std::string> witnessed;
+  auto a = checkpointer("A", [&](const std::string& json) -> Status {
+    witnessed.push_back(json);
+    return ok_status();
+  });
+  record_events(0, 2);
+  sign_now(*a);
+  const std::string kept = pool_->command({"DUMP", kCheckpointsKey})->str;
+  const std::string kept_latest = pool_->command({"DUMP", kLatestCheckpointKey})->str;
+  record_events(10, 2);
+  const auto second = sign_now(*a);
+  ASSERT_EQ(a->publish_pending().value(), 2);
+  ASSERT_TRUE(pool_->command({"DEL", kLeaseKey}).ok());  // A is gone
+  ASSERT_TRUE(pool_->command({"RESTORE", kCheckpointsKey, "0", kept, "REPLACE"}).ok());
+  ASSERT_TRUE(pool_->command({"RESTORE", kLatestCheckpointKey, "0", kept_latest, "REPLACE"}).ok());
+
+  // An impostor's checkpoint, bigger, under the same origin: not this log's key, so not believed.
+  const auto impostor = *evidence::load_private_key_pem(evidence::generate_key_pair()->private_pem);
+  witnessed.push_back(
+      evidence::to_json(*evidence::sign_checkpoint("songda/test", 1000, std::string(32, 'x'), 1, impostor)).dump());
+
+  auto b = checkpointer("B");
+  b->set_witness([&]() -> Result<std::vector<std::string>> { return witnessed; });
+  auto t = b->tick();
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  EXPECT_FALSE(t->signed_now.has_value()) << "the log has not grown past the witnessed checkpoint";
+  EXPECT_EQ(b->stats().witnessed_tree_size, second.tree_size);
+  record_events(20, 1);
+  const auto third = sign_now(*b);
+  const RedisNodeSource source(*pool_);
+  auto proof = evidence::consistency_proof(source, second.tree_size, third.tree_size);
+  EXPECT_TRUE(
+      evidence::verify_consistency(second.tree_size, third.tree_size, *proof, second.root_hash, third.root_hash).ok());
 }
 
 TEST_F(LedgerRedis, FailedPublishesNeverBlockSigningAndAreRetriedInOrder) {
@@ -948,6 +1070,14 @@ TEST_F(LedgerRedis, CheckpointsAreWitnessedOnTheKafkaTopic) {
     EXPECT_EQ(seen[i].value, (*stored)[i].json);
     EXPECT_TRUE(evidence::verify_checkpoint(*evidence::checkpoint_from_json(Json::parse(seen[i].value)), *pub_).ok());
   }
+  // What a new signer reads back as the witnesses' newest: the topic's end, this origin's only.
+  ASSERT_TRUE(producer.produce_all({{kc.checkpoint_topic, "another/log", "{}", {}}}).ok());
+  auto tail = kafka_checkpoint_witness(kc, kc.checkpoint_topic, "songda/test")();
+  ASSERT_TRUE(tail.ok()) << tail.error().message;
+  EXPECT_EQ(*tail, (std::vector<std::string>{(*stored)[0].json, (*stored)[1].json}));
+  auto none = kafka_checkpoint_witness(kc, testing::unique_name("no-such-topic"), "songda/test")();
+  ASSERT_TRUE(none.ok()) << none.error().message;
+  EXPECT_TRUE(none->empty());
 }
 
 }  // namespace
