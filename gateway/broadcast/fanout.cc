@@ -136,13 +136,13 @@ Result<int> Fanout::fan_out(const BroadcastRecord& b, std::int64_t now_ms) {
     }
     std::vector<Recipient> members;
     members.reserve(raw->size());
-    long long unreadable = 0;
+    std::vector<std::string> unreachable;  // the page's members no delivery can be planned for
     for (const auto& [mid, json] : raw.value()) {
       auto m = member_from_json(nlohmann::json::parse(json, nullptr, false));
       if (!m.ok()) {
         spdlog::error("broadcast {}: member {} unreadable in the snapshot ({}); counted unreachable", spec.id, mid,
                       m.error().message);
-        ++unreadable;
+        unreachable.push_back(mid);
         continue;
       }
       members.push_back(std::move(m->recipient));
@@ -174,7 +174,7 @@ Result<int> Fanout::fan_out(const BroadcastRecord& b, std::int64_t now_ms) {
     rec.due_ms.reserve(rec.deliveries.size());
     for (const auto& d : rec.deliveries) rec.due_ms.push_back(due_policy_ ? due_policy_(d, now) : now);
     const auto planned = static_cast<long long>(rec.deliveries.size());
-    const long long unreachable = static_cast<long long>(page->plan.unreachable.size()) + unreadable;
+    unreachable.insert(unreachable.end(), page->plan.unreachable.begin(), page->plan.unreachable.end());
     batch.push_back(std::move(rec));
     auto outcomes = store_.record_batch(batch, now);
     if (!outcomes.ok()) return outcomes.error();

@@ -139,6 +139,12 @@ if tonumber(h[1]) ~= tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', bk, 'cursor', ARGV[3])
 redis.call('HINCRBY', bk, 'planned', ARGV[4])
 redis.call('HINCRBY', bk, 'unreachable', ARGV[5])
+-- ARGV[8..]: the page's unreachable member ids, named for the clerk who has to serve them otherwise
+for i = 8, #ARGV, 1000 do
+  local z = {}
+  for j = i, math.min(#ARGV, i + 999) do z[#z + 1] = 0; z[#z + 1] = ARGV[j] end
+  redis.call('ZADD', bk .. ':unreachable', unpack(z))
+end
 if tonumber(ARGV[3]) >= tonumber(h[2]) and h[3] == 'running' then
   redis.call('HSET', bk, 'state', 'dispatching', 'fanned_out_at', ARGV[7])
 end
@@ -358,13 +364,38 @@ Result<std::vector<std::pair<std::string, std::string>>> BroadcastStore::read_pa
 }
 
 Result<bool> BroadcastStore::advance_cursor(const std::string& broadcast_id, long long from, long long to,
-                                            long long planned, long long unreachable, const std::string& holder,
-                                            std::int64_t now_ms) {
-  auto r = pool_.eval(advance_script(), {},
-                      {broadcast_id, std::to_string(from), std::to_string(to), std::to_string(planned),
-                       std::to_string(unreachable), holder, std::to_string(now_ms)});
+                                            long long planned, const std::vector<std::string>& unreachable,
+                                            const std::string& holder, std::int64_t now_ms) {
+  std::vector<std::string> args{broadcast_id,
+                                std::to_string(from),
+                                std::to_string(to),
+                                std::to_string(planned),
+                                std::to_string(unreachable.size()),
+                                holder,
+                                std::to_string(now_ms)};
+  args.insert(args.end(), unreachable.begin(), unreachable.end());
+  auto r = pool_.eval(advance_script(), {}, args);
   if (!r.ok()) return r.error();
   return r->integer == 1;
+}
+
+Result<BroadcastStore::Unreachable> BroadcastStore::unreachable(const std::string& broadcast_id, long long from,
+                                                                int n) {
+  const std::string key = bc_key(broadcast_id) + ":unreachable";
+  auto r = pool_.pipeline({{"ZCARD", key}, {"ZRANGE", key, std::to_string(from), std::to_string(from + n - 1)}});
+  if (!r.ok()) return r.error();
+  Unreachable out;
+  out.total = (*r)[0].integer;
+  std::vector<std::string> hmget{"HMGET", bc_key(broadcast_id) + ":m"};
+  for (const auto& e : (*r)[1].elements) hmget.push_back(e.str);
+  if (hmget.size() == 2) return out;
+  auto m = pool_.command(hmget);
+  if (!m.ok()) return m.error();
+  for (std::size_t i = 2; i < hmget.size(); ++i) {
+    const RedisReply& v = m->elements[i - 2];
+    out.members.emplace_back(hmget[i], v.type == RedisReply::Type::kString ? v.str : std::string());
+  }
+  return out;
 }
 
 Result<std::string> BroadcastStore::state(const std::string& broadcast_id) {

@@ -10,6 +10,7 @@
 //   sd:bc:{<bid>}             hash   spec, digest, state, members, cursor, planned, unreachable, times ...
 //   sd:bc:{<bid>}:ids / :m    the membership snapshot (COPY of the group's :ids and :m when it started)
 //   sd:bc:{<bid>}:counts      hash   status -> deliveries (kept by DeliveryStore's status scripts)
+//   sd:bc:{<bid>}:unreachable zset   member ids no delivery could be planned for (score 0: ordered by id)
 //   sd:bcs:{<court>}          zset   the court's broadcast ids by start time
 //   sd:bc:active              set    broadcasts the fan-out worker still has to look at
 //   sd:bc:lease               string the fan-out worker's lease (one instance at a time)
@@ -111,10 +112,19 @@ class BroadcastStore {
   // Snapshot members [from, from + n): (id, member JSON) in id order, one round trip.
   Result<std::vector<std::pair<std::string, std::string>>> read_page(const std::string& broadcast_id, long long from,
                                                                      int n);
-  // Moves the cursor from `from` to `to` (only if it is at `from` and `holder` holds the lease) and adds the page's
-  // counts; the last page moves the state to dispatching. false: not moved (lease lost or already moved).
+  // Moves the cursor from `from` to `to` (only if it is at `from` and `holder` holds the lease), adds the page's
+  // counts and names its unreachable members; the last page moves the state to dispatching. false: not moved
+  // (lease lost or already moved).
   Result<bool> advance_cursor(const std::string& broadcast_id, long long from, long long to, long long planned,
-                              long long unreachable, const std::string& holder, std::int64_t now_ms);
+                              const std::vector<std::string>& unreachable, const std::string& holder,
+                              std::int64_t now_ms);
+  // The unreachable members [from, from + n) in id order: (id, snapshot member JSON, "" if it is missing), and how
+  // many there are. Two round trips.
+  struct Unreachable {
+    long long total = 0;
+    std::vector<std::pair<std::string, std::string>> members;
+  };
+  Result<Unreachable> unreachable(const std::string& broadcast_id, long long from, int n);
   // running|dispatching → cancelling. Returns the state before (so "finished" means too late).
   Result<std::string> request_cancel(const std::string& broadcast_id, std::int64_t now_ms);
   // cancelling → cancelled, with how many deliveries were taken off the queues.

@@ -331,6 +331,34 @@ void BroadcastService::register_routes(ApiServer& http) {
     send_json(res, 200, progress_json(*rec, now_unix_ms()));
   });
 
+  // The members no delivery could be planned for, by name (masked contacts), for the clerk who has to serve them
+  // by other means; paged like a group's members.
+  s.Get(std::string("/v1/broadcasts/") + kIdPattern + "/unreachable",
+        [this, load](const httplib::Request& req, httplib::Response& res) {
+          auto rec = load(req, res);
+          if (!rec) return;
+          const int offset = int_param(req, "offset", 0, 0, static_cast<int>(kMaxMembersPerGroup));
+          const int limit = int_param(req, "limit", 100, 1, 1000);
+          auto u = broadcasts_.unreachable(rec->spec.id, offset, limit);
+          if (!u.ok()) return send(res, u.error());
+          Json items = Json::array();
+          for (const auto& [id, json] : u->members) {
+            auto m = member_from_json(parse_json(json));
+            Json item = m.ok() ? member_to_masked_json(*m) : Json{{"id", id}};
+            item["reason"] = m.ok() ? "no route for the member's role, or no contact on the channels it routes to"
+                                    : "the member's record in the broadcast's snapshot is unreadable";
+            items.push_back(std::move(item));
+          }
+          const long long next = offset + static_cast<long long>(items.size());
+          send_json(res, 200,
+                    {{"broadcast_id", rec->spec.id},
+                     {"total", u->total},
+                     {"offset", offset},
+                     {"limit", limit},
+                     {"items", std::move(items)},
+                     {"next_offset", next < u->total ? Json(next) : Json(nullptr)}});
+        });
+
   s.Get(std::string("/v1/broadcasts/") + kIdPattern + "/events", [this, api, load](const httplib::Request& req,
                                                                                    httplib::Response& res) {
     auto rec = load(req, res);

@@ -551,6 +551,18 @@ TEST_F(BroadcastTest, ImportsReportBadRowsKeepGoodOnesAndEveryCallIsCourtScoped)
   // A1 has a mobile (sms); A3 only an e-mail, which this broadcast does not use: reported unreachable.
   EXPECT_EQ(done["fanout"]["unreachable_members"], 1) << done.dump();
   EXPECT_EQ(done["deliveries"], 1);
+  // ...and named, contacts masked, for the clerk who has to serve A3 by other means.
+  auto who = call("GET", "/v1/broadcasts/b1/unreachable");
+  ASSERT_EQ(who->status, 200) << who->body;
+  const Json wj = json_of(who);
+  EXPECT_EQ(wj["total"], 1);
+  ASSERT_EQ(wj["items"].size(), 1u) << who->body;
+  EXPECT_EQ(wj["items"][0]["id"], "A3");
+  EXPECT_FALSE(wj["items"][0]["reason"].get<std::string>().empty());
+  EXPECT_TRUE(wj["next_offset"].is_null());
+  EXPECT_EQ(who->body.find("bing@law.cn"), std::string::npos) << who->body;
+  EXPECT_EQ(call("GET", "/v1/broadcasts/b1/unreachable", "", "", kOtherKey)->status, 403);
+  EXPECT_EQ(call("GET", "/v1/broadcasts/zzz/unreachable")->status, 404);
 }
 
 TEST_F(BroadcastTest, NoticeBroadcastEventOnKafkaServesTheGroup) {
