@@ -509,6 +509,11 @@ void CircuitBreaker::record_success() {
   trial_in_flight_ = false;
 }
 
+void CircuitBreaker::abandon_trial() {
+  std::lock_guard lock(mu_);
+  trial_in_flight_ = false;
+}
+
 void CircuitBreaker::record_failure(std::int64_t now_ms) {
   std::lock_guard lock(mu_);
   ++consecutive_;
@@ -694,16 +699,27 @@ void SmsChannel::send_group(std::span<const Delivery> batch, const std::vector<s
         any_circuit_open = true;
         for (const std::size_t i : chunk) {
           trail[i] += (trail[i].empty() ? "" : "; ") + p.name() + " circuit_open";
+          saw_retryable[i] = true;  // this provider may take it later
           next.push_back(i);
         }
         return;
       }
+      // allow() may have made this chunk a half-open circuit's trial: it ends in a recorded success or failure,
+      // or goes back when nothing was sent (no token, an exception), so the circuit never waits for it for ever.
+      struct Trial {
+        CircuitBreaker& breaker;
+        bool settled = false;
+        ~Trial() {
+          if (!settled) breaker.abandon_trial();
+        }
+      } trial{slot->breaker};
       if (options_.take_tokens) {
         const std::size_t granted =
             std::min(chunk.size(), options_.take_tokens(p.name(), p.config().rate_per_sec, chunk.size()));
         std::lock_guard lock(mu);
         for (std::size_t k = granted; k < chunk.size(); ++k) {
           trail[chunk[k]] += (trail[chunk[k]].empty() ? "" : "; ") + p.name() + " rate_limited";
+          saw_retryable[chunk[k]] = true;  // this provider may take it later
           next.push_back(chunk[k]);
           any_rate_limited = true;
         }
@@ -713,9 +729,17 @@ void SmsChannel::send_group(std::span<const Delivery> batch, const std::vector<s
       std::vector<const Delivery*> ds;
       ds.reserve(chunk.size());
       for (const std::size_t i : chunk) ds.push_back(&batch[i]);
-      slot->acquire();
-      std::vector<ProviderResult> results = p.send(ds);
-      slot->release();
+      std::vector<ProviderResult> results;
+      {
+        struct Held {
+          Slot& s;
+          explicit Held(Slot& slot_in) : s(slot_in) { s.acquire(); }
+          ~Held() { s.release(); }
+          Held(const Held&) = delete;
+          Held& operator=(const Held&) = delete;
+        } held(*slot);
+        results = p.send(ds);
+      }
       ++slot->requests;
       results.resize(chunk.size());  // a provider must answer for each; a short answer leaves permanent blanks
       const bool fault = std::any_of(results.begin(), results.end(), [](const auto& r) { return r.provider_fault; });
@@ -731,6 +755,7 @@ void SmsChannel::send_group(std::span<const Delivery> batch, const std::vector<s
       } else {
         slot->breaker.record_success();
       }
+      trial.settled = true;
       std::lock_guard lock(mu);
       for (std::size_t k = 0; k < chunk.size(); ++k) {
         const std::size_t i = chunk[k];

@@ -166,6 +166,9 @@ class CircuitBreaker {
   bool allow(std::int64_t now_ms);
   void record_success();
   void record_failure(std::int64_t now_ms);
+  // The caller that allow() let through sent nothing after all (no token, an exception): a half-open circuit's
+  // trial goes back, so the next caller tries. No effect otherwise.
+  void abandon_trial();
   void force_open(std::int64_t now_ms);  // e.g. receipts stopped arriving
   [[nodiscard]] State state(std::int64_t now_ms) const;
 

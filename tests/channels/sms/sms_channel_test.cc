@@ -785,6 +785,56 @@ TEST(SmsRateLimit, WhenNoProviderMayTakeItTheOutcomeIsRetryableRateLimited) {
   EXPECT_TRUE(http.requests().empty()) << "nothing goes out over the limit";
 }
 
+// The first provider's account needs an operator (permanent for it, so the delivery goes on), and the second is
+// only at its rate limit, or shedding traffic: the second may take it later, so the delivery is retried, not failed.
+TEST(SmsRateLimit, APermanentProviderFaultThenABackupThatOnlySaysLaterIsRetryable) {
+  Clock clock;
+  FakeHttp http(
+      [](const HttpRequest& r) { return is_aliyun(r) ? aliyun_code("isv.AMOUNT_NOT_ENOUGH") : tencent_answer(r); });
+  SmsConfig cfg;
+  cfg.providers = {aliyun_config(), tencent_config()};
+  auto o = test_options(clock);
+  o.take_tokens = [](const std::string& provider, double, std::size_t wanted) {
+    return provider == "tencent-b" ? std::size_t{0} : wanted;
+  };
+  SmsChannel limited(cfg, http, fake_env, o);
+  const Delivery d = delivery("sd-rl-2", "+8613800000078");
+  auto out = limited.send(std::span(&d, 1));
+  EXPECT_EQ(out[0].kind, Kind::kRetryable) << out[0].code << " " << out[0].message;
+  EXPECT_EQ(out[0].code, "isv.AMOUNT_NOT_ENOUGH");
+  EXPECT_NE(out[0].message.find("tencent-b rate_limited"), std::string::npos) << out[0].message;
+
+  SmsChannel shedding(cfg, http, fake_env, test_options(clock));
+  shedding.report_receipt_silence("tencent-b");  // its circuit is open
+  out = shedding.send(std::span(&d, 1));
+  EXPECT_EQ(out[0].kind, Kind::kRetryable) << out[0].code << " " << out[0].message;
+  EXPECT_NE(out[0].message.find("tencent-b circuit_open"), std::string::npos) << out[0].message;
+}
+
+// A half-open circuit's trial that sends nothing (no rate-limit token for it) does not hold the circuit half-open
+// for ever: the next send is the trial.
+TEST(SmsCircuit, ATrialThatSendsNothingLetsTheNextSendTry) {
+  Clock clock;
+  FakeHttp http([](const HttpRequest& r) { return is_aliyun(r) ? aliyun_ok() : tencent_answer(r); });
+  SmsConfig cfg;
+  cfg.providers = {aliyun_config(), tencent_config()};
+  cfg.circuit_open_s = 30;
+  auto o = test_options(clock);
+  std::atomic<bool> aliyun_tokens{false};
+  o.take_tokens = [&](const std::string& provider, double, std::size_t wanted) {
+    return provider == "aliyun-a" && !aliyun_tokens ? std::size_t{0} : wanted;
+  };
+  SmsChannel channel(cfg, http, fake_env, o);
+  channel.report_receipt_silence("aliyun-a");
+  clock.now += 30'000;
+  const Delivery d = delivery("sd-trial", "+8613800000079");
+  EXPECT_EQ(channel.send(std::span(&d, 1))[0].provider, "tencent-b") << "the trial got no token";
+  aliyun_tokens = true;
+  http.clear();
+  EXPECT_EQ(channel.send(std::span(&d, 1))[0].provider, "aliyun-a") << "the next send is the trial";
+  EXPECT_EQ(channel.stats()[0].circuit, "closed");
+}
+
 TEST(SmsSelection, EqualPrioritiesShareByWeight) {
   Clock clock;
   FakeHttp http([](const HttpRequest&) { return aliyun_ok(); });
