@@ -29,6 +29,35 @@ bool split_host_port(const std::string& listen, std::string& host, int& port) {
   return ec == std::errc() && ptr == p.data() + p.size() && port >= 0 && port <= 65535;
 }
 
+Result<nlohmann::json> case_view_json(DeliveryStore& store, const Principal& who, const std::string& case_number) {
+  auto courts = store.courts_of_case(case_number);
+  if (!courts.ok()) return courts.error();
+  std::vector<std::string> visible;
+  for (const auto& c : courts.value()) {
+    if (who.may_see(c)) visible.push_back(c);
+  }
+  if (visible.empty() && !courts->empty()) {
+    return Error::permanent("forbidden", "case " + case_number + " belongs to another court");
+  }
+  nlohmann::json items = nlohmann::json::array();
+  nlohmann::json unreachable = nlohmann::json::array();
+  for (const auto& c : visible) {
+    auto list = store.case_deliveries(c, case_number);
+    if (!list.ok()) return list.error();
+    for (const auto& v : list.value()) items.push_back(delivery_view_json(v));
+    auto none = store.case_unreachable(c, case_number);
+    if (!none.ok()) return none.error();
+    for (auto& u : none.value()) {
+      u["court_id"] = c;
+      if (u.contains("at") && u["at"].is_number_integer()) u["at"] = rfc3339_utc(u["at"].get<std::int64_t>());
+      unreachable.push_back(std::move(u));
+    }
+  }
+  const std::size_t count = items.size();
+  return nlohmann::json{
+      {"case_number", case_number}, {"deliveries", std::move(items)}, {"count", count}, {"unreachable", unreachable}};
+}
+
 nlohmann::json delivery_view_json(const DeliveryView& v) {
   const Delivery& d = v.delivery;
   nlohmann::json history = nlohmann::json::array();
@@ -136,22 +165,11 @@ void ApiServer::add_routes() {
     auto who = authenticate(req, res);
     if (!who) return;
     const std::string case_number = req.matches[1];
-    auto courts = store_.courts_of_case(case_number);
-    if (!courts.ok()) return send_error(res, 503, courts.error().code, courts.error().message);
-    std::vector<std::string> visible;
-    for (const auto& c : courts.value()) {
-      if (who->may_see(c)) visible.push_back(c);
+    auto view = case_view_json(store_, *who, case_number);
+    if (!view.ok()) {
+      return send_error(res, view.error().code == "forbidden" ? 403 : 503, view.error().code, view.error().message);
     }
-    if (visible.empty() && !courts->empty()) {
-      return send_error(res, 403, "forbidden", "case " + case_number + " belongs to another court");
-    }
-    nlohmann::json items = nlohmann::json::array();
-    for (const auto& c : visible) {
-      auto list = store_.case_deliveries(c, case_number);
-      if (!list.ok()) return send_error(res, 503, list.error().code, list.error().message);
-      for (const auto& v : list.value()) items.push_back(delivery_view_json(v));
-    }
-    send_json(res, 200, {{"case_number", case_number}, {"deliveries", items}, {"count", items.size()}});
+    send_json(res, 200, *view);
   });
 
   s.Get(R"(/v1/inbox/([A-Za-z0-9._-]+))", [this](const httplib::Request& req, httplib::Response& res) {

@@ -40,6 +40,11 @@ void send_error(httplib::Response& res, int status, const std::string& code, con
 // The JSON a clerk sees for one delivery (addresses masked).
 nlohmann::json delivery_view_json(const DeliveryView& v);
 
+// The JSON a clerk sees for one case, in the courts `who` may see: {"case_number", "deliveries": [...], "count",
+// "unreachable": [{event_id, recipient_id, name, role, court_id, at}]} (recipients no delivery could be planned
+// for, to be served by other means). Errors: "forbidden" (the case is only another court's), the store's.
+Result<nlohmann::json> case_view_json(DeliveryStore& store, const Principal& who, const std::string& case_number);
+
 class ApiServer {
  public:
   ApiServer(const HttpConfig& config, DeliveryStore& store, ApiKeys keys, HealthProbes probes,

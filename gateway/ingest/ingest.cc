@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <set>
 #include <thread>
@@ -93,6 +94,11 @@ Result<EventToRecord> IngestPipeline::to_record_from(
   rec.case_number = event->case_number;
   if (accepted_evidence_) rec.evidence = accepted_evidence_(event.value(), plan.value(), now_ms);
   rec.planned_bytes = plan->planned_bytes;
+  for (const std::string& id : plan->unreachable) {
+    const auto r = std::find_if(event->recipients.begin(), event->recipients.end(),
+                                [&](const Recipient& x) { return x.id == id; });
+    if (r != event->recipients.end()) rec.unreachable.push_back(UnreachableRecipient{r->id, r->name, r->role});
+  }
   rec.deliveries = std::move(plan->deliveries);
   rec.due_ms.reserve(rec.deliveries.size());
   for (const auto& d : rec.deliveries) rec.due_ms.push_back(due_policy_ ? due_policy_(d, now_ms) : now_ms);

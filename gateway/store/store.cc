@@ -143,6 +143,14 @@ for i, e in ipairs(events) do
       ids[#ids + 1] = d.id
     end
     redis.call('SADD', 'sd:casecourts:{' .. e.case_number .. '}', e.court)
+    if #e.unreachable > 0 then
+      local fields = {}
+      for _, u in ipairs(e.unreachable) do
+        fields[#fields + 1] = e.id .. '|' .. u.id
+        fields[#fields + 1] = cjson.encode({event_id=e.id, recipient_id=u.id, name=u.name, role=u.role, at=now})
+      end
+      redis.call('HSET', e.case_key .. ':unreachable', unpack(fields))
+    end
     gather(evidence, e.evidence)
     redis.call('HSET', ek, 'digest', e.digest, 'at', now, 'case', e.case_key, 'deliveries', cjson.encode(ids))
     out[i] = 'new'
@@ -450,6 +458,11 @@ Result<std::vector<RecordOutcome>> DeliveryStore::record_batch(const std::vector
               .integer("r", args.add(std::move(record.value())));
           return true;
         });
+    ev.merge(append_object_array(ev.nested("unreachable"), e.unreachable,
+                                 [](JsonObjectWriter& uw, const UnreachableRecipient& u) {
+                                   uw.string("id", u.id).string("name", u.name).string("role", u.role);
+                                   return true;
+                                 }));
     return deliveries_ok && args.append_evidence(ev.nested("evidence"), e.evidence);
   });
   if (!ok) return failed ? *failed : not_utf8("the batch's events");
@@ -670,6 +683,22 @@ Result<std::vector<DeliveryView>> DeliveryStore::case_deliveries(const std::stri
     auto v = parse_view((*r)[i], (*r)[i + 1], (*r)[i + 2]);
     if (v.ok()) out.push_back(std::move(v.value()));
   }
+  return out;
+}
+
+Result<std::vector<nlohmann::json>> DeliveryStore::case_unreachable(const std::string& court_id,
+                                                                    const std::string& case_number) {
+  auto r = pool_.command({"HGETALL", case_key(court_id, case_number) + ":unreachable"});
+  if (!r.ok()) return r.error();
+  std::vector<std::pair<std::string, nlohmann::json>> rows;
+  for (std::size_t i = 0; i + 1 < r->elements.size(); i += 2) {
+    auto j = nlohmann::json::parse(r->elements[i + 1].str, nullptr, false);
+    if (j.is_object()) rows.emplace_back(r->elements[i].str, std::move(j));
+  }
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<nlohmann::json> out;
+  out.reserve(rows.size());
+  for (auto& [field, j] : rows) out.push_back(std::move(j));
   return out;
 }
 

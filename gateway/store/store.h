@@ -8,6 +8,8 @@
 //   sd:dlv:{<id>}                  hash   record, status, attempts, ...       (no TTL: legal record)
 //   sd:dlv:{<id>}:hist             list   status history, JSON entries
 //   sd:case:{<court>|<case>}       zset   delivery ids of one case
+//   sd:case:{<court>|<case>}:unreachable  hash  "<event id>|<recipient id>" -> {event_id, recipient_id, name, role,
+//                                  at}: recipients of the case's events no delivery could be planned for
 //   sd:q:<channel>                 zset   delivery id -> due time (ms); a claim leases it by moving it ahead
 //   sd:inbox:{<user>}              zset   delivery id -> time;  sd:inbox:{<user>}:msg hash id -> message JSON
 //   sd:ev:leaves / sd:ev:hashes    list   evidence records (canonical JSON) and their leaf hashes (hex)
@@ -52,6 +54,13 @@ struct ParkedReceipts {
   long long given_up = 0;                                     // moved to sd:rcpt:unmatched by this call
 };
 
+// A recipient of an event no delivery could be planned for (no route for the role, no contact on its channels).
+struct UnreachableRecipient {
+  std::string id;
+  std::string name;
+  std::string role;
+};
+
 struct EventToRecord {
   std::string event_id;
   std::string digest;
@@ -63,6 +72,9 @@ struct EventToRecord {
   // Set by a broadcast's fan-out: each new delivery is tagged with it, and the status counts in
   // broadcast_counts_key(broadcast_id) follow every status change of the delivery.
   std::string broadcast_id;
+  // Named in the case's unreachable list (case_unreachable) when the event is new, for the clerk to serve them by
+  // other means. (A broadcast's members have their own list.)
+  std::vector<UnreachableRecipient> unreachable;
   std::size_t planned_bytes = 0;  // about what its delivery records take (Plan::planned_bytes); not stored
 };
 
@@ -220,6 +232,8 @@ class DeliveryStore {
   };
   Result<std::vector<std::optional<SentRecord>>> sent_records(const std::vector<std::string>& ids);
   Result<std::vector<DeliveryView>> case_deliveries(const std::string& court_id, const std::string& case_number);
+  // The case's unreachable recipients ({event_id, recipient_id, name, role, at}), by event and recipient id.
+  Result<std::vector<nlohmann::json>> case_unreachable(const std::string& court_id, const std::string& case_number);
   // Courts that have a case with this number (used to scope a lookup by case number alone).
   Result<std::vector<std::string>> courts_of_case(const std::string& case_number);
 

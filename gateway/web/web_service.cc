@@ -137,22 +137,9 @@ void WebService::stream(httplib::Response& res, const std::string& event,
 }
 
 Result<std::string> WebService::case_json(const Principal& who, const std::string& case_number) {
-  auto courts = store_.courts_of_case(case_number);
-  if (!courts.ok()) return courts.error();
-  nlohmann::json items = nlohmann::json::array();
-  bool other = false;
-  for (const auto& c : courts.value()) {
-    if (!who.may_see(c)) {
-      other = true;
-      continue;
-    }
-    auto list = store_.case_deliveries(c, case_number);
-    if (!list.ok()) return list.error();
-    for (const auto& v : list.value()) items.push_back(delivery_view_json(v));
-  }
-  if (items.empty() && other) return Error::permanent("forbidden", "case " + case_number + " belongs to another court");
-  return nlohmann::json{{"case_number", case_number}, {"deliveries", items}, {"count", items.size()}}.dump(
-      -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  auto view = case_view_json(store_, who, case_number);
+  if (!view.ok()) return view.error();
+  return view->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 Result<std::string> WebService::inbox_json(const std::string& app_user) {

@@ -370,6 +370,31 @@ async function main() {
     await clerk.click('#certificate-close');
     log('certificate viewed and printed');
 
+    // A second event of the case, for two lawyers: one can be reached in the app; the other has only an e-mail,
+    // which payment notices do not use, so no delivery can be planned for them. The console names them, live,
+    // for the clerk to serve by other means.
+    const unreachableEvent = {
+      ...event, event_id: crypto.randomUUID(), type: 'payment.due', document: undefined,
+      recipients: [{
+        id: 'P-B8', role: 'lawyer', name: '周九', contacts: { app_user: 'u-b8-' + n },
+        consent: { basis: 'confirmed', scope: ['*'], ref: 'CONSENT-B8-' + n },
+      }, {
+        id: 'P-B9', role: 'lawyer', name: '孙八', contacts: { email: `sunba${n}@example.cn` },
+        consent: { basis: 'confirmed', scope: ['*'], ref: 'CONSENT-B9-' + n },
+      }],
+      params: { amount: '100', due_date: '2026-12-31' },
+    };
+    execFileSync('kcat', ['-b', brokers, '-P', '-t', 'court.case-events', '-k', caseNumber],
+      { input: JSON.stringify(unreachableEvent) });
+    const unreachableRow = clerk.locator('.unreachable li[data-recipient="P-B9"]');
+    await unreachableRow.waitFor({ timeout: STEP_TIMEOUT });
+    need((await unreachableRow.textContent()).includes('孙八'), 'the unreachable recipient is named');
+    need((await clerk.locator('.unreachable h3').textContent()).includes('请以其他方式送达'), 'and what to do is said');
+    need(await clerk.locator('.unreachable li').count() === 1, 'only the one no channel reaches');
+    need(!(await clerk.content()).includes(`sunba${n}@`), 'their e-mail is not shown');
+    await clerk.screenshot({ path: path.join(ARTIFACTS, '08b-console-unreachable.png'), fullPage: true });
+    log('console names the recipient no channel could reach');
+
     // ---- 4. Expired and forged links: a clear page, no evidence ----
     const emailBefore = (await api('/v1/deliveries/' + emailId)).json;
     const now = Math.floor(Date.now() / 1000);

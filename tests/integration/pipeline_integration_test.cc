@@ -347,6 +347,32 @@ TEST_F(PipelineTest, InboxReadApiAndCourtScopedAuthorization) {
   EXPECT_EQ(ready->status, 200);
   auto metrics = cli.Get("/metrics");
   EXPECT_NE(metrics->body.find("songda_ingest_events_accepted_total 1"), std::string::npos) << metrics->body;
+  EXPECT_EQ(nlohmann::json::parse(cli.Get(case_path, mine)->body)["unreachable"], nlohmann::json::array());
+
+  // Another event of the case, whose second recipient has a role no route serves: no delivery can be planned for
+  // them, and the case view names them for the clerk to serve by other means.
+  auto e2 = make_event(242, 2);
+  ASSERT_EQ(e2["case"]["number"], e["case"]["number"]);
+  e2["type"] = "hearing.scheduled";
+  e2["recipients"][1]["role"] = "other";
+  ASSERT_TRUE(producer.produce_all({{config_.kafka.topic, e2["case"]["number"], e2.dump(), {}}}).ok());
+  nlohmann::json cj;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < until) {
+    cj = nlohmann::json::parse(cli.Get(case_path, mine)->body);
+    if (cj["count"] == 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(cj["count"], 2) << cj.dump();
+  ASSERT_EQ(cj["unreachable"].size(), 1u) << cj.dump();
+  const auto& u = cj["unreachable"][0];
+  EXPECT_EQ(u["event_id"], "evt-242");
+  EXPECT_EQ(u["recipient_id"], "R1");
+  EXPECT_EQ(u["name"], "当事人1");
+  EXPECT_EQ(u["role"], "other");
+  EXPECT_EQ(u["court_id"], "HN-SQ-ZY");
+  EXPECT_TRUE(u["at"].is_string());
+  EXPECT_EQ(cli.Get(case_path, other)->status, 403);
   app.stop();
   unsetenv("SONGDA_API_KEYS");
   unsetenv("SONGDA_ADMIN_TOKEN");

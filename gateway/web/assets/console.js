@@ -210,7 +210,8 @@
 
   function renderCase(data) {
     const list = data.deliveries || [];
-    if (!list.length) {
+    const unreachable = data.unreachable || [];
+    if (!list.length && !unreachable.length) {
       $('#case-results').replaceChildren();
       return setCaseState(`没有找到案号「${data.case_number}」的送达记录。请核对案号（含括号与“号”字）。`);
     }
@@ -231,8 +232,17 @@
       for (const d of ds) card.append(deliveryRow(d));
       cards.push(card);
     }
+    // Recipients no delivery could be planned for (no route for the role, no contact on its channels): named, so
+    // the clerk serves them by other means.
+    const none = unreachable.length ? [el('section', { class: 'unreachable' },
+      el('h3', {}, `未能电子送达 ${unreachable.length} 人（无可用的送达渠道，请以其他方式送达）`),
+      el('ul', {}, ...unreachable.map((u) => el('li', { 'data-recipient': u.recipient_id },
+        el('span', { class: 'name' }, u.name || u.recipient_id), ' ',
+        el('span', { class: 'muted' }, ROLE_ZH[u.role] || u.role || ''), ' ',
+        el('span', { class: 'muted' }, '受送达人编号 ' + u.recipient_id + ' · 事件 ' + u.event_id)))))] : [];
     $('#case-results').replaceChildren(
-      el('p', { class: 'muted' }, `案号 ${data.case_number} · ${byRecipient.size} 名受送达人 · ${list.length} 条送达`), ...cards);
+      el('p', { class: 'muted' }, `案号 ${data.case_number} · ${byRecipient.size} 名受送达人 · ${list.length} 条送达`),
+      ...cards, ...none);
   }
 
   function detail(text) {
