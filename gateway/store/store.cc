@@ -194,17 +194,22 @@ local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 local out = {}
 for _, id in ipairs(ids) do
   local dk = 'sd:dlv:{' .. id .. '}'
-  zwrite(KEYS[1], id, now + tonumber(ARGV[2]))  -- the lease
   local rec = redis.call('HMGET', dk, 'record', 'status', 'inflight', 'attempts')
-  local attempts = (tonumber(rec[4]) or 0) + 1
-  -- 'inflight' marks an attempt whose outcome is not recorded yet; still there at the next claim, the
-  -- earlier attempt died mid-send and its outcome is in doubt
-  if rec[3] then
-    redis.call('HSET', dk, 'attempts', attempts)
+  if rec[2] and rec[2] ~= 'ACCEPTED' then
+    -- settled meanwhile (an attempt whose lease ran out was recorded after all): nothing left to send
+    zwrite(KEYS[1], id, false)
   else
-    redis.call('HSET', dk, 'attempts', attempts, 'inflight', now)
+    zwrite(KEYS[1], id, now + tonumber(ARGV[2]))  -- the lease
+    local attempts = (tonumber(rec[4]) or 0) + 1
+    -- 'inflight' marks an attempt whose outcome is not recorded yet; still there at the next claim, the
+    -- earlier attempt died mid-send and its outcome is in doubt
+    if rec[3] then
+      redis.call('HSET', dk, 'attempts', attempts)
+    else
+      redis.call('HSET', dk, 'attempts', attempts, 'inflight', now)
+    end
+    out[#out + 1] = {id, rec[1] or '', rec[2] or '', attempts, rec[3] or '0'}
   end
-  out[#out + 1] = {id, rec[1] or '', rec[2] or '', attempts, rec[3] or '0'}
 end
 zflush()
 return out
@@ -225,9 +230,13 @@ for _, c in ipairs(list) do
   local h = redis.call('HMGET', dk, 'status', 'bcast', 'inflight')
   if h[3] and not c.doubt then redis.call('HDEL', dk, 'inflight') end
   if c.retry_at > 0 then
-    zwrite(q, c.id, c.retry_at)
-    redis.call('HSET', dk, 'last_error', c.detail)
-    redis.call('RPUSH', dk .. ':hist', cjson.encode({status='RETRY_SCHEDULED', at=now, detail=c.detail}))
+    -- Only while nothing settled it: a claimer whose lease ran out may report "try again" after another one's
+    -- attempt was recorded SENT (or FAILED); queueing it again then would send it twice.
+    if not h[1] or h[1] == 'ACCEPTED' then
+      zwrite(q, c.id, c.retry_at)
+      redis.call('HSET', dk, 'last_error', c.detail)
+      redis.call('RPUSH', dk .. ':hist', cjson.encode({status='RETRY_SCHEDULED', at=now, detail=c.detail}))
+    end
   else
     zwrite(q, c.id, false)
     local extra = {provider=c.provider, provider_message_id=c.pmid, segments=c.segments}

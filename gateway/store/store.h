@@ -151,7 +151,9 @@ class DeliveryStore {
   // The digest event_id was recorded with; nullopt when it was not recorded.
   Result<std::optional<std::string>> recorded_digest(const std::string& event_id);
   // Leases up to `limit` due deliveries of one channel for `lease_ms`. With rate_per_sec > 0, a token
-  // bucket shared by all instances (sd:rate:<channel>) caps how many it hands out.
+  // bucket shared by all instances (sd:rate:<channel>) caps how many it hands out. Only ACCEPTED deliveries are
+  // handed out: one found settled (an earlier claimer's attempt was recorded after its lease ran out) leaves the
+  // queue. Likewise complete_batch queues a retry only while the delivery is still ACCEPTED.
   Result<std::vector<ClaimedDelivery>> claim_due(const std::string& channel, std::int64_t now_ms, int lease_ms,
                                                  int limit, double rate_per_sec = 0);
 

@@ -465,6 +465,41 @@ TEST_F(StoreTest, AnAttemptNeverCompletedIsInDoubtAtTheNextClaim) {
   EXPECT_EQ(fourth->front().in_doubt_since_ms, 0);
 }
 
+// Two claimers: A's send is slow and its lease runs out; B claims the delivery (in doubt) and asks the provider,
+// which cannot tell yet, so B reports "try again later". Meanwhile A's attempt is recorded SENT. B's late retry must
+// not put the sent delivery back in the queue, where the next claim would send it a second time.
+TEST_F(StoreTest, ARetryReportedAfterAnotherClaimersAttemptWasRecordedDoesNotSendItAgain) {
+  const auto now = now_unix_ms();
+  auto sms = make("e12", "sms");
+  record("e12", {sms}, now);
+  ASSERT_EQ(store_->claim_due("sms", now, 1000, 10)->size(), 1u);  // A
+  auto b = store_->claim_due("sms", now + 1500, 1000, 10);         // A's lease ran out: B
+  ASSERT_EQ(b->size(), 1u);
+  ASSERT_EQ(b->front().in_doubt_since_ms, now);
+  ASSERT_TRUE(store_
+                  ->complete_batch({done(sms.id, "sms", "SENT", "accepted", "aliyun-main", "B12:1", "aliyun:B12:1")},
+                                   now + 1600)
+                  .ok());  // A's outcome
+  Completion later;        // B's, after it
+  later.id = sms.id;
+  later.channel = "sms";
+  later.retry_at_ms = now + 3000;
+  later.still_in_doubt = true;
+  later.detail = "the provider cannot tell yet";
+  ASSERT_TRUE(store_->complete_batch({later}, now + 1700).ok());
+  EXPECT_EQ(status(sms.id), "SENT");
+  EXPECT_TRUE(store_->claim_due("sms", now + 5000, 1000, 10)->empty()) << "sent once; nothing to send again";
+  EXPECT_EQ(store_->queue_length("sms").value(), 0);
+
+  // A settled delivery found in the queue (left there by an older version, or a race) is not handed out.
+  auto other = make("e13", "sms");
+  record("e13", {other}, now);
+  ASSERT_TRUE(store_->complete_batch({done(other.id, "sms", "FAILED", "refused", "aliyun-main", "", "")}, now).ok());
+  ASSERT_TRUE(pool_->command({"ZADD", "sd:q:sms", std::to_string(now), other.id}).ok());
+  EXPECT_TRUE(store_->claim_due("sms", now + 5000, 1000, 10)->empty());
+  EXPECT_EQ(store_->queue_length("sms").value(), 0) << "and it leaves the queue";
+}
+
 // complete_batch makes its queue and sent-set writes once per key at the end of the batch: a delivery written
 // twice in one batch must end where the later write puts it, as if they had been made in turn.
 TEST_F(StoreTest, ADeliveryWrittenTwiceInOneBatchEndsWhereTheLaterWritePutsIt) {
