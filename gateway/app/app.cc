@@ -43,6 +43,22 @@ App::App(Config config, AppOptions options) : config_(std::move(config)), option
       options_.link_secret = link_secret_from_environment(std::getenv);
     }
   }
+  // Every SMS, WeChat message and e-mail carries a link to the party page; it must be an address parties can
+  // open. Falling back to the listen address (http://0.0.0.0:8080/r/…, http://127.0.0.1:8080/r/…) would send
+  // dead links, and the texts are rendered at ingest, so fixing the setting later does not repair them.
+  std::string& base = config_.http.public_base_url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  if (!base.empty() && !base.starts_with("https://") && !base.starts_with("http://")) {
+    throw StartupError("http.public_base_url / SONGDA_PUBLIC_BASE_URL must be an http:// or https:// URL, got \"" +
+                       base + "\"");
+  }
+  if (base.empty() && !options_.ephemeral_evidence_key) {
+    throw StartupError(
+        "http.public_base_url is not set: the links sent to parties would point at the listen address (" +
+        config_.http.listen +
+        "), which their phones cannot open. Hint: set http.public_base_url, or SONGDA_PUBLIC_BASE_URL, to the "
+        "address parties reach this gateway at (e.g. https://songda.court.example)");
+  }
   auto ep = parse_redis_url(config_.redis.url);
   if (!ep.ok()) throw StartupError(ep.error().message);
   redis_ = std::make_unique<RedisPool>(ep.value(), config_.redis.pool_size, config_.redis.timeout_ms);
@@ -58,7 +74,11 @@ App::App(Config config, AppOptions options) : config_(std::move(config)), option
   // Channels, registered here and nowhere else. A configured channel whose secrets are missing stops start-up.
   channels_.push_back(std::make_unique<InAppChannel>(*store_));
   http_client_ = std::make_unique<CurlHttpClient>();
-  dispatcher_ = std::make_unique<Dispatcher>(*store_, config_.dispatch, RetryPolicy{}, dispatch_counters_);
+  RetryPolicy retry;
+  retry.max_attempts = config_.dispatch.max_attempts;
+  retry.base_ms = config_.dispatch.retry_base_ms;
+  retry.max_ms = config_.dispatch.retry_max_ms;
+  dispatcher_ = std::make_unique<Dispatcher>(*store_, config_.dispatch, retry, dispatch_counters_);
   std::map<std::string, std::string> receipt_namespace;  // provider name -> how its receipts name deliveries
   std::string wechat_token;
   if (!config_.channels.sms.providers.empty()) {
@@ -190,7 +210,7 @@ bool App::has_channel(const std::string& name) const {
 
 std::string App::link_for(const std::string& delivery_id) const {
   std::string base = config_.http.public_base_url;
-  if (base.empty()) base = "http://" + config_.http.listen;
+  if (base.empty()) base = "http://" + config_.http.listen;  // demo and in-process tests only (see App::App)
   return base + "/r/" + sign_link_token(options_.link_secret, delivery_id, now_unix_ms() / 1000 + kLinkLifetimeS);
 }
 

@@ -4,8 +4,13 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cctype>
+#include <set>
+
 #include <nlohmann/json.hpp>
 
+#include "gateway/core/result.h"
 #include "gateway/core/text.h"
 
 namespace songda {
@@ -28,12 +33,23 @@ class JsonFormatter final : public spdlog::formatter {
 }  // namespace
 
 void setup_logging(const std::string& level, bool json) {
+  // spdlog reads any name it does not know as "off": SONGDA_LOG_LEVEL=INFO would silence even the reason a start
+  // failed. Lowercase is accepted; anything else is refused by name.
+  std::string name = level;
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (name == "warning") name = "warn";
+  static const std::set<std::string> kKnown = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+  if (!kKnown.contains(name)) {
+    throw StartupError("SONGDA_LOG_LEVEL=" + level +
+                       " is not a log level; use one of trace, debug, info, warn, error, critical, off");
+  }
   auto logger = spdlog::stderr_color_mt("songda");
   if (json)
     logger->set_formatter(std::make_unique<JsonFormatter>());
   else
     logger->set_pattern("%H:%M:%S.%e %^%l%$ %v");
-  logger->set_level(spdlog::level::from_str(level));
+  logger->set_level(spdlog::level::from_str(name));
   spdlog::set_default_logger(logger);
 }
 

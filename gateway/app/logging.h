@@ -6,6 +6,7 @@
 #include <string>
 
 namespace songda {
-// level: trace, debug, info, warn, error. json=false gives a human format (the demo).
+// level: trace, debug, info, warn (or warning), error, critical, off, in any case; anything else throws
+// StartupError naming the valid ones. json=false gives a human format (the demo).
 void setup_logging(const std::string& level, bool json);
 }  // namespace songda

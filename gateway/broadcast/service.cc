@@ -7,6 +7,7 @@
 #include <chrono>
 #include <thread>
 
+#include "gateway/core/contain.h"
 #include "gateway/core/json_parse.h"
 #include "gateway/core/text.h"
 
@@ -373,16 +374,22 @@ void BroadcastService::register_routes(ApiServer& http) {
     res.set_chunked_content_provider(
         "text/event-stream",
         [this, id, interval_ms, until](std::size_t, httplib::DataSink& sink) {
-          auto r = broadcasts_.get(id);
-          std::string frame;
+          // The stream runs outside the server's handler (its try/catch): an exception here would end the process.
           bool last = false;
-          if (!r.ok() || !r.value()) {
+          auto progress = contain("broadcast progress stream", [&]() -> Result<std::string> {
+            auto r = broadcasts_.get(id);
+            if (!r.ok()) return r.error();
+            if (!r.value()) return Error::permanent("not_found", "no broadcast " + id);
+            last = is_final_state(r.value()->state);
+            return progress_json(*r.value(), now_unix_ms()).dump();
+          });
+          std::string frame;
+          if (!progress.ok()) {
             frame = "event: error\ndata: " +
                     Json{{"code", "redis_unavailable"}, {"message", "progress unavailable; reconnect"}}.dump() + "\n\n";
             last = true;
           } else {
-            frame = "event: progress\ndata: " + progress_json(*r.value(), now_unix_ms()).dump() + "\n\n";
-            last = is_final_state(r.value()->state);
+            frame = "event: progress\ndata: " + *progress + "\n\n";
           }
           if (!sink.write(frame.data(), frame.size())) return false;
           if (last || stopping_.load() || std::chrono::steady_clock::now() > until) {

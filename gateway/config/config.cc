@@ -832,6 +832,18 @@ void read_dispatch(Checker& c, const YAML::Node& key, const YAML::Node& node, Di
                     d.in_doubt_wait_ms = *n;
                   }
                 }},
+               {"max_attempts",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto n = read_int(c, fk, v, "dispatch.max_attempts", 1, 100, "attempts")) d.max_attempts = *n;
+                }},
+               {"retry_base_ms",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto n = read_int(c, fk, v, "dispatch.retry_base_ms", 1, 3600000, "ms")) d.retry_base_ms = *n;
+                }},
+               {"retry_max_ms",
+                [&](const YAML::Node& fk, const YAML::Node& v) {
+                  if (auto n = read_int(c, fk, v, "dispatch.retry_max_ms", 1, 86400000, "ms")) d.retry_max_ms = *n;
+                }},
            });
 }
 
@@ -2430,6 +2442,7 @@ void apply_env_overrides(Config& config, const std::function<const char*(const c
   apply("SONGDA_KAFKA_BROKERS", config.kafka.brokers);
   apply("SONGDA_REDIS_URL", config.redis.url);
   apply("SONGDA_HTTP_LISTEN", config.http.listen);
+  apply("SONGDA_PUBLIC_BASE_URL", config.http.public_base_url);
 }
 
 }  // namespace songda

@@ -37,7 +37,8 @@ struct RedisConfig {
 struct HttpConfig {
   std::string listen = "127.0.0.1:8080";  // env SONGDA_HTTP_LISTEN wins
   int threads = 8;
-  std::string public_base_url;  // base of links sent to parties; default http://<listen>
+  std::string public_base_url;  // base of links sent to parties (env SONGDA_PUBLIC_BASE_URL wins); `songda run`
+                                // refuses to start without it (only the demo falls back to http://<listen>)
 };
 
 struct DispatchConfig {
@@ -47,6 +48,12 @@ struct DispatchConfig {
   // An attempt whose outcome was never recorded (the process died mid-send) is not simply sent again: after
   // this wait (long enough for the provider's delivery report) the channel asks the provider whether it has it.
   int in_doubt_wait_ms = 60000;
+  // Retries of a transient failure (provider 5xx, timeout, rate limit): at most max_attempts attempts, waiting
+  // about retry_base_ms·2^(n-1) (full jitter) after the n-th, capped at retry_max_ms. The defaults ride out about
+  // 15-25 minutes of an outage before the delivery fails (and its fallback, if any, is sent).
+  int max_attempts = 12;
+  int retry_base_ms = 1000;
+  int retry_max_ms = 600000;
 };
 
 // ---- Channels and providers (issue: channels). Secrets are never here: each provider
@@ -189,7 +196,8 @@ struct ConfigLoad {
 ConfigLoad load_config_file(const std::string& path);
 ConfigLoad load_config_text(const std::string& yaml, const std::string& file_name);
 
-// Applies SONGDA_KAFKA_BROKERS, SONGDA_REDIS_URL, SONGDA_HTTP_LISTEN. `getenv` is injected for tests.
+// Applies SONGDA_KAFKA_BROKERS, SONGDA_REDIS_URL, SONGDA_HTTP_LISTEN, SONGDA_PUBLIC_BASE_URL. `getenv` is injected
+// for tests.
 void apply_env_overrides(Config& config, const std::function<const char*(const char*)>& getenv);
 
 }  // namespace songda

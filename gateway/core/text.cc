@@ -1,5 +1,6 @@
 #include "gateway/core/text.h"
 
+#include <algorithm>
 #include <ctime>
 
 namespace songda {
@@ -117,6 +118,15 @@ std::string mask_phone(std::string_view phone) {
   const std::size_t keep_head = phone.size() - keep_tail - 4;
   for (std::size_t i = keep_head; i < phone.size() - keep_tail; ++i) out[i] = '*';
   return out;
+}
+
+std::string masked_message_id(std::string_view id) {
+  const auto colon = id.rfind(':');
+  if (colon == std::string_view::npos) return std::string(id);
+  const std::string_view tail = id.substr(colon + 1);
+  const bool number = tail.size() >= 7 && std::all_of(tail.begin(), tail.end(),
+                                                      [](char ch) { return (ch >= '0' && ch <= '9') || ch == '+'; });
+  return number ? std::string(id.substr(0, colon + 1)) + mask_phone(tail) : std::string(id);
 }
 
 std::string mask_email(std::string_view email) {

@@ -19,6 +19,9 @@ std::size_t utf8_length(std::string_view s);  // code points; assumes valid UTF-
 std::string mask_phone(std::string_view phone);
 std::string mask_email(std::string_view email);
 std::string mask_address(std::string_view channel, std::string_view address);
+// A provider message id "<BizId>:<number>" (Aliyun's, one per number of a request) with the number masked; ids
+// without a number suffix are returned as they are.
+std::string masked_message_id(std::string_view id);
 // Free text for a log line (a library's error message that may quote its input): each run of 7 or more digits is
 // masked as a phone number, each word@domain.tld as an email address; everything else is kept.
 std::string mask_personal_data(std::string_view text);

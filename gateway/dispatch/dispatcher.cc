@@ -28,15 +28,6 @@ std::int64_t RetryPolicy::delay_ms(int attempts, std::mt19937_64& rng) const {
 Dispatcher::Dispatcher(DeliveryStore& store, DispatchConfig config, RetryPolicy retry, DispatchCounters& counters)
     : store_(store), config_(config), retry_(retry), counters_(counters) {}
 
-std::string masked_message_id(const std::string& id) {
-  const auto colon = id.rfind(':');
-  if (colon == std::string::npos) return id;
-  const std::string tail = id.substr(colon + 1);
-  const bool number = tail.size() >= 7 && std::all_of(tail.begin(), tail.end(),
-                                                      [](char ch) { return (ch >= '0' && ch <= '9') || ch == '+'; });
-  return number ? id.substr(0, colon + 1) + mask_phone(tail) : id;
-}
-
 Completion Dispatcher::completion_for(const std::string& channel, const Delivery& d, const SendOutcome& o, int attempts,
                                       std::int64_t done_ms) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -172,15 +163,15 @@ Result<int> Dispatcher::run_once(Channel& channel, std::int64_t now_ms) {
     }
     // A delivery whose lease ran out more often than it may be attempted (its outcome could not be recorded,
     // or instances kept dying mid-send) is not sent again: each resend could be a real second SMS.
+    // Failed as any final failure is, with its DELIVERY_FAILED evidence (a fallback may follow from it).
     if (c.attempts > retry_.max_attempts) {
-      Completion g;
-      g.id = c.delivery.id;
-      g.channel = ch;
-      g.status = "FAILED";
-      g.detail = "attempts exhausted (" + std::to_string(c.attempts) +
-                 "): outcomes could not be recorded (the process stopped, or an internal error cut the attempt off)";
-      completions.push_back(std::move(g));
-      counters_.failed.fetch_add(1);
+      SendOutcome spent;
+      spent.kind = SendOutcome::Kind::kRetryable;
+      spent.code = "attempts_exhausted";
+      spent.message = "attempts exhausted (" + std::to_string(c.attempts) +
+                      "): outcomes could not be recorded (the process stopped, or an internal error cut the attempt "
+                      "off)";
+      completions.push_back(completion_for(ch, c.delivery, spent, c.attempts, now_unix_ms()));
       continue;
     }
     if (c.in_doubt_since_ms == 0) {

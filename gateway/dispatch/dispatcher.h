@@ -52,9 +52,6 @@ struct DispatchCounters {
   std::atomic<std::uint64_t> in_doubt_found{0};  // ... that the provider had: not sent again
 };
 
-// "<BizId>:<number>" with the number masked (ids without a number suffix are returned as they are).
-std::string masked_message_id(const std::string& id);
-
 class Dispatcher {
  public:
   Dispatcher(DeliveryStore& store, DispatchConfig config, RetryPolicy retry, DispatchCounters& counters);

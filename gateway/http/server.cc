@@ -79,7 +79,7 @@ nlohmann::json delivery_view_json(const DeliveryView& v) {
                       {"created_at", rfc3339_utc(v.created_ms)},
                       {"updated_at", rfc3339_utc(v.updated_ms)},
                       {"provider", v.provider},
-                      {"provider_message_id", v.provider_message_id},
+                      {"provider_message_id", masked_message_id(v.provider_message_id)},
                       {"sms_segments", v.segments},
                       {"history", history},
                       {"evidence_indexes", v.evidence_indexes}};
@@ -114,7 +114,7 @@ ApiServer::~ApiServer() { stop(); }
 httplib::Server& ApiServer::raw() { return *server_; }
 
 bool ApiServer::open_stream(httplib::Response& res) {
-  const int max_streams = std::max(2, config_.threads / 2);
+  const int max_streams = config_.threads / 2;  // the other half answers the API, callbacks and probes
   if (streams_.fetch_add(1) >= max_streams) {
     streams_.fetch_sub(1);
     res.set_header("Retry-After", "5");
@@ -195,6 +195,14 @@ void ApiServer::add_routes() {
                                                                                  httplib::Response& res) {
     auto who = authenticate(req, res);
     if (!who) return;
+    // The READ this records says the recipient's own app session opened the message; for an address the court
+    // obtained it starts presumed service (Art. 31). Only the app's back end (the operator token) can say so, not a
+    // court's key (a clerk's console, a case system).
+    if (!who->admin) {
+      return send_error(res, 403, "forbidden",
+                        "only the in-app service's back end (the operator token) reports that a recipient opened a "
+                        "message; a court key cannot record a READ");
+    }
     auto v = store_.get_delivery(req.matches[2]);
     if (!v.ok()) return send_error(res, 503, v.error().code, v.error().message);
     if (!v.value() || v.value()->delivery.address != std::string(req.matches[1]) ||

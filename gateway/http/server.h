@@ -64,9 +64,9 @@ class ApiServer {
   }
 
   // Server-Sent Events streams each hold an HTTP worker for as long as they are open. Every route that streams
-  // takes a slot here first: at most max(2, http.threads / 2) are open at once, across routes, so the rest of the
-  // API (provider callbacks, cancel, /readyz) keeps workers. False, with 503 too_many_streams and Retry-After
-  // written, when none is free; a true is paired with one close_stream() when the stream ends.
+  // takes a slot here first: at most http.threads / 2 are open at once (none with one thread), across routes, so the
+  // rest of the API (provider callbacks, cancel, /readyz) keeps workers. False, with 503 too_many_streams and
+  // Retry-After written, when none is free; a true is paired with one close_stream() when the stream ends.
   bool open_stream(httplib::Response& res);
   void close_stream() { streams_.fetch_sub(1); }
   [[nodiscard]] int open_streams() const { return streams_.load(); }

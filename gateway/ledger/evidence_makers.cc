@@ -272,12 +272,11 @@ std::vector<EvidenceRecord> outcome_records(const Delivery& d, const SendOutcome
   out.push_back(dispatched(d, o, now_ms, ctx));
   const std::string provider = provider_of(d, o.provider);
   if (status == "SENT") {
-    Json details = {{"provider", provider},
-                    {"provider_message_id", repair_utf8(o.provider_message_id)},
-                    {"provider_code", repair_utf8(o.code)}};
+    // The id as the provider's records know it, the number masked: a record never holds a raw address.
+    const std::string pmid = masked_message_id(repair_utf8(o.provider_message_id));
+    Json details = {{"provider", provider}, {"provider_message_id", pmid}, {"provider_code", repair_utf8(o.code)}};
     if (!o.raw.empty()) details["response_sha256"] = sha256_hex(o.raw);
-    out.push_back(for_delivery(d, EvidenceType::kProviderAccepted,
-                               o.provider_message_id.empty() ? d.id : o.provider_message_id, now_ms, now_ms,
+    out.push_back(for_delivery(d, EvidenceType::kProviderAccepted, pmid.empty() ? d.id : pmid, now_ms, now_ms,
                                std::move(details)));
   } else if (status == "DELIVERED") {
     Json details = {{"provider", provider}, {"gateway_received_at", now_ms}};
@@ -291,7 +290,7 @@ std::vector<EvidenceRecord> outcome_records(const Delivery& d, const SendOutcome
       details["identified_by"] = d.channel == kChannelEmail
                                      ? "SMTP: the recipient's mail server accepted the message (final reply to DATA)"
                                      : "provider reported delivery synchronously";
-      details["provider_message_id"] = repair_utf8(o.provider_message_id);
+      details["provider_message_id"] = masked_message_id(repair_utf8(o.provider_message_id));
       details["provider_code"] = repair_utf8(o.code);
     }
     const std::string receipt_sha = sha256_hex(receipt);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <thread>
 
+#include "gateway/core/contain.h"
 #include "gateway/core/text.h"
 #include "gateway/ledger/certificate.h"
 #include "gateway/ledger/evidence_makers.h"
@@ -111,7 +112,8 @@ void WebService::stream(httplib::Response& res, const std::string& event,
             return true;
           }
         }
-        auto snap = snapshot();
+        // The stream runs outside the server's handler (its try/catch): an exception here would end the process.
+        auto snap = contain("case stream", snapshot);
         if (!snap.ok()) {
           const std::string err =
               nlohmann::json{{"error", {{"code", snap.error().code}, {"message", snap.error().message}}}}.dump();

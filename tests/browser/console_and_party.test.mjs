@@ -171,6 +171,7 @@ async function main() {
   fs.writeFileSync(path.join(docs, pdfSha), pdf);
   const songda = start('songda', path.join(BUILD, 'songda'), ['run', '--config', path.join(work, 'gateway.yaml')], {
     SONGDA_KAFKA_BROKERS: brokers, SONGDA_REDIS_URL: redisUrl, SONGDA_HTTP_LISTEN: `127.0.0.1:${port}`,
+    SONGDA_PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
     SONGDA_API_KEYS: `${COURT}=${COURT_KEY},HN-ZZ-JS=${OTHER_KEY}`, SONGDA_ADMIN_TOKEN: ADMIN,
     SONGDA_LINK_SECRET: LINK_SECRET, SONGDA_CALLBACK_KEY: 'sim-callback-key',
     SONGDA_ALIYUN_ACCESS_KEY_ID: 'sim-aliyun-access-key-id', SONGDA_ALIYUN_ACCESS_KEY_SECRET: 'sim-aliyun-access-key-secret',

@@ -425,6 +425,7 @@ class BinaryE2eTest : public ::testing::Test {
     // A SIGKILLed member leaves the group after 6 s (the broker's minimum) instead of 45 s.
     y["kafka"]["properties"]["session.timeout.ms"] = "6000";
     y["http"]["listen"] = "127.0.0.1:" + std::to_string(in.port);
+    y["http"]["public_base_url"] = "http://127.0.0.1:" + std::to_string(in.port);
     y["dispatch"]["poll_ms"] = 10;
     y["dispatch"]["lease_ms"] = 3000;  // a SIGKILLed process's claims come back after 3 s
     // An attempt cut off by the SIGKILL: ask the provider 2 s later (its receipts come after ~0.2 s here).
@@ -840,7 +841,10 @@ TEST_F(BinaryE2eTest, EndToEndOverHttp) {
   auto forbidden_read = cli.Post("/v1/inbox/" + user + "/messages/" + id + "/read", js, "", "application/json");
   ASSERT_TRUE(forbidden_read);
   EXPECT_EQ(forbidden_read->status, 403) << forbidden_read->body;
-  auto read = cli.Post("/v1/inbox/" + user + "/messages/" + id + "/read", sq, "", "application/json");
+  auto by_court = cli.Post("/v1/inbox/" + user + "/messages/" + id + "/read", sq, "", "application/json");
+  ASSERT_TRUE(by_court);
+  EXPECT_EQ(by_court->status, 403) << "a court key cannot record a READ: " << by_court->body;
+  auto read = cli.Post("/v1/inbox/" + user + "/messages/" + id + "/read", op, "", "application/json");
   ASSERT_TRUE(read);
   ASSERT_EQ(read->status, 200) << read->body;
 
@@ -980,6 +984,31 @@ TEST_F(BinaryE2eTest, BadConfigFailsFastWithPosition) {
   EXPECT_TRUE(WIFEXITED(*lst) && WEXITSTATUS(*lst) != 0) << e2e::describe_wait_status(*lst);
   EXPECT_NE(e2e::read_file(unsigned_links.err_path()).find("SONGDA_LINK_SECRET is unset"), std::string::npos)
       << e2e::read_file(unsigned_links.err_path());
+
+  // A log level spdlog does not know would silence every line, the reason a start failed among them: refused.
+  ChildProcess& quiet =
+      spawn({SONGDA_BINARY, "run", "--config", std::string(SONGDA_SOURCE_DIR) + "/config/gateway.yaml"},
+            {{"SONGDA_LOG_LEVEL", "verbose"}}, "run-log-level", true);
+  const auto qst = quiet.wait_exit(15s);
+  ASSERT_TRUE(qst.has_value()) << "songda run with SONGDA_LOG_LEVEL=verbose kept running";
+  EXPECT_TRUE(WIFEXITED(*qst) && WEXITSTATUS(*qst) == 2) << e2e::describe_wait_status(*qst);
+  EXPECT_NE(e2e::read_file(quiet.err_path()).find("SONGDA_LOG_LEVEL=verbose is not a log level"), std::string::npos)
+      << e2e::read_file(quiet.err_path());
+
+  // No public base URL (the shipped file leaves it empty): refused, rather than sending parties links to
+  // http://<listen address>/r/… that their phones cannot open.
+  ChildProcess& no_base =
+      spawn({SONGDA_BINARY, "run", "--config", std::string(SONGDA_SOURCE_DIR) + "/config/gateway.yaml"},
+            {{"SONGDA_KAFKA_BROKERS", brokers_},
+             {"SONGDA_REDIS_URL", redis_url_with_db(redis_base_, 14)},
+             {"SONGDA_HTTP_LISTEN", "0.0.0.0:0"},
+             {"SONGDA_LINK_SECRET", "e2e-link-secret-0123456789abcdef"}},
+            "run-no-base", true);
+  const auto bst = no_base.wait_exit(15s);
+  ASSERT_TRUE(bst.has_value()) << "songda run without a public base URL kept running";
+  EXPECT_TRUE(WIFEXITED(*bst) && WEXITSTATUS(*bst) != 0) << e2e::describe_wait_status(*bst);
+  EXPECT_NE(e2e::read_file(no_base.err_path()).find("SONGDA_PUBLIC_BASE_URL"), std::string::npos)
+      << e2e::read_file(no_base.err_path());
 }
 
 TEST_F(BinaryE2eTest, RedisDownThenBackLosesNothing) {

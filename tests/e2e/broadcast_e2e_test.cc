@@ -50,6 +50,7 @@ class BroadcastE2eTest : public ::testing::Test {
     y["kafka"]["group_id"] = testing::unique_name("songda-e2e-bcast");
     y["kafka"]["properties"]["session.timeout.ms"] = "6000";
     y["http"]["listen"] = "127.0.0.1:" + std::to_string(port_);
+    y["http"]["public_base_url"] = "http://127.0.0.1:" + std::to_string(port_);
     y["dispatch"]["poll_ms"] = 10;
     y["dispatch"]["lease_ms"] = 3000;
     y["quiet_hours"]["enabled"] = false;

@@ -12,6 +12,7 @@
 #include "channels/channel.h"
 #include "gateway/config/config.h"
 #include "gateway/core/contain.h"
+#include "gateway/core/crypto.h"
 #include "gateway/core/text.h"
 #include "gateway/dispatch/dispatcher.h"
 #include "gateway/ingest/ingest.h"
@@ -175,6 +176,10 @@ TEST_F(ContainTest, ADeliveryThatAlwaysMakesTheChannelThrowFailsAloneAndTheOther
   retry.max_attempts = 3;
   DispatchCounters counters;
   Dispatcher dispatcher(*store_, fast, retry, counters);
+  dispatcher.set_evidence([](const Delivery& d, const SendOutcome& o, const std::string& st, std::int64_t) {
+    const std::string record = R"({"status":")" + st + R"(","code":")" + o.code + "\"}";
+    return std::vector<EvidenceLeaf>{{d.id, record, sha256_hex(d.id + record)}};
+  });
   ThrowingChannel wechat(poison);
   const auto errors_before = internal_errors();
   std::atomic<bool> stop{false};
@@ -211,6 +216,12 @@ TEST_F(ContainTest, ADeliveryThatAlwaysMakesTheChannelThrowFailsAloneAndTheOther
   ASSERT_FALSE(v.value()->history.empty());
   EXPECT_NE(v.value()->history.back().detail.find("attempts exhausted (4)"), std::string::npos)
       << v.value()->history.back().detail;
+  // Its final failure is recorded as evidence like any other (before, FAILED came without a record).
+  auto indexes = pool_->command({"LRANGE", "sd:ev:dlv:{" + poison + "}", "0", "-1"});
+  ASSERT_TRUE(indexes.ok());
+  ASSERT_EQ(indexes->elements.size(), 1u);
+  auto leaf = pool_->command({"LINDEX", "sd:ev:leaves", indexes->elements[0].str});
+  EXPECT_EQ(leaf->str, R"({"status":"FAILED","code":"attempts_exhausted"})");
   bool cut_off_shown = false;
   for (const auto& h : v.value()->history) {
     cut_off_shown |= h.detail.find(

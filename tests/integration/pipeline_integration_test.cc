@@ -328,12 +328,18 @@ TEST_F(PipelineTest, InboxReadApiAndCourtScopedAuthorization) {
   EXPECT_NE(ij["messages"][0]["text"].get<std::string>().find("当事人0"), std::string::npos);
   EXPECT_EQ(nlohmann::json::parse(cli.Get("/v1/inbox/u-42-0", other)->body)["messages"].size(), 0u);
 
-  auto read = cli.Post("/v1/inbox/u-42-0/messages/" + id + "/read", mine, "", "application/json");
+  // Only the app's back end (the operator token) reports that the recipient opened it: a READ is legal evidence.
+  const httplib::Headers app_back_end{{"Authorization", "Bearer operator-token-0123456789"}};
+  auto by_court = cli.Post("/v1/inbox/u-42-0/messages/" + id + "/read", mine, "", "application/json");
+  ASSERT_TRUE(by_court);
+  EXPECT_EQ(by_court->status, 403) << by_court->body;
+  EXPECT_EQ(nlohmann::json::parse(cli.Get("/v1/deliveries/" + id, mine)->body)["status"], "DELIVERED");
+  auto read = cli.Post("/v1/inbox/u-42-0/messages/" + id + "/read", app_back_end, "", "application/json");
   ASSERT_TRUE(read);
   EXPECT_EQ(read->status, 200);
-  auto again = cli.Post("/v1/inbox/u-42-0/messages/" + id + "/read", mine, "", "application/json");
+  auto again = cli.Post("/v1/inbox/u-42-0/messages/" + id + "/read", app_back_end, "", "application/json");
   EXPECT_EQ(again->status, 200);
-  auto wrong_user = cli.Post("/v1/inbox/u-someone/messages/" + id + "/read", mine, "", "application/json");
+  auto wrong_user = cli.Post("/v1/inbox/u-someone/messages/" + id + "/read", app_back_end, "", "application/json");
   EXPECT_EQ(wrong_user->status, 404);
 
   auto view = nlohmann::json::parse(cli.Get("/v1/deliveries/" + id, mine)->body);

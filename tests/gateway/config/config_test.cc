@@ -109,6 +109,8 @@ TEST(ConfigLoad, AbsentKeysKeepTheirDefaults) {
   EXPECT_EQ(c.http.listen, "127.0.0.1:8080");
   EXPECT_EQ(c.dispatch.batch, 100);
   EXPECT_EQ(c.dispatch.poll_ms, 50);
+  EXPECT_EQ(c.dispatch.max_attempts, 12);
+  EXPECT_EQ(c.dispatch.retry_max_ms, 600000);
 }
 
 TEST(ConfigLoad, ReadsEveryField) {
@@ -125,7 +127,7 @@ TEST(ConfigLoad, ReadsEveryField) {
       "  properties: {fetch.wait.max.ms: 10, socket.keepalive.enable: true}\n"
       "redis: {url: \"redis://cache:6380/2\", pool_size: 256, timeout_ms: 1}\n"
       "http: {listen: \"[::1]:0\", threads: 1, public_base_url: \"https://sd.court.example/\"}\n"
-      "dispatch: {batch: 1, lease_ms: 1000, poll_ms: 5}\n" +
+      "dispatch: {batch: 1, lease_ms: 1000, poll_ms: 5, max_attempts: 3, retry_base_ms: 200, retry_max_ms: 5000}\n" +
       templates_yaml() +
       "    sms: \"{{recipient_name}}：传票{{link}}\"\n"
       "routes:\n"
@@ -155,6 +157,9 @@ TEST(ConfigLoad, ReadsEveryField) {
   EXPECT_EQ(c.dispatch.batch, 1);
   EXPECT_EQ(c.dispatch.lease_ms, 1000);
   EXPECT_EQ(c.dispatch.poll_ms, 5);
+  EXPECT_EQ(c.dispatch.max_attempts, 3);
+  EXPECT_EQ(c.dispatch.retry_base_ms, 200);
+  EXPECT_EQ(c.dispatch.retry_max_ms, 5000);
 
   ASSERT_EQ(c.templates.count("summons"), 1u);
   const TemplateConfig& t = c.templates.at("summons");
@@ -268,6 +273,7 @@ TEST(ConfigLoad, OutOfRangeValuesAreRefused) {
   expect_one("redis: {timeout_ms: 0}\n", 1, 21, "redis.timeout_ms: 0 is out of range (allowed: 1..");
   expect_one("dispatch: {lease_ms: -5}\n", 1, 22, "dispatch.lease_ms: -5 is out of range");
   expect_one("dispatch: {poll_ms: 0}\n", 1, 21, "dispatch.poll_ms: 0 is out of range");
+  expect_one("dispatch: {max_attempts: 0}\n", 1, 26, "dispatch.max_attempts: 0 is out of range");
   expect_one("kafka: {batch_max: 99999999999999999999}\n", 1, 20, "kafka.batch_max: expected an integer");
 }
 
@@ -553,7 +559,8 @@ TEST(ConfigEnv, EnvironmentWinsOverTheFile) {
       load_ok("kafka: {brokers: file:9092}\nredis: {url: \"redis://file:6379/0\"}\nhttp: {listen: \"file:8080\"}\n");
   const std::map<std::string, std::string> env = {{"SONGDA_KAFKA_BROKERS", "env1:9092,env2:9092"},
                                                   {"SONGDA_REDIS_URL", "redis://env:6379/1"},
-                                                  {"SONGDA_HTTP_LISTEN", "0.0.0.0:9000"}};
+                                                  {"SONGDA_HTTP_LISTEN", "0.0.0.0:9000"},
+                                                  {"SONGDA_PUBLIC_BASE_URL", "https://sd.court.example"}};
   apply_env_overrides(c, [&env](const char* name) -> const char* {
     const auto it = env.find(name);
     return it == env.end() ? nullptr : it->second.c_str();
@@ -561,6 +568,7 @@ TEST(ConfigEnv, EnvironmentWinsOverTheFile) {
   EXPECT_EQ(c.kafka.brokers, "env1:9092,env2:9092");
   EXPECT_EQ(c.redis.url, "redis://env:6379/1");
   EXPECT_EQ(c.http.listen, "0.0.0.0:9000");
+  EXPECT_EQ(c.http.public_base_url, "https://sd.court.example");
 }
 
 TEST(ConfigEnv, UnsetOrEmptyVariablesChangeNothing) {

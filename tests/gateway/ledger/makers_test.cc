@@ -221,6 +221,21 @@ TEST(Makers, SentGivesDispatchedAndProviderAccepted) {
   EXPECT_TRUE(outcome_records(sms, o, "RETRY", kNow, kCtx).empty());
 }
 
+// Aliyun's message id is Songda's "<BizId>:<number>" (one request, many numbers): the record keeps it with the
+// number masked, as every other address in a record is.
+TEST(Makers, AnAliyunMessageIdIsRecordedWithItsNumberMasked) {
+  const Delivery sms = make_delivery("sms");
+  SendOutcome o{SendOutcome::Kind::kAccepted, "aliyun", "BIZ-2:" + kMobile.substr(3), "OK", "OK", "{}", 1};
+  const auto records = outcome_records(sms, o, "SENT", kNow, kCtx);
+  ASSERT_EQ(records.size(), 2u);
+  expect_valid(records);
+  EXPECT_EQ(records[1].details["provider_message_id"], "BIZ-2:138****5678");
+  expect_no_raw_address(to_leaves(records));
+  o.kind = SendOutcome::Kind::kDelivered;
+  const auto delivered = outcome_records(sms, o, "DELIVERED", kNow, kCtx);
+  expect_no_raw_address(to_leaves(delivered));
+}
+
 TEST(Makers, InAppAndEmailDeliveredAtOnce) {
   const Delivery inapp = make_delivery("inapp");
   SendOutcome written{SendOutcome::Kind::kDelivered, "inapp", inapp.id, "OK", "written to inbox of u123", "", 0};

@@ -83,11 +83,12 @@ TEST_F(AdvanceStatus, ReadOnceRetrievedOnceThenAcknowledged) {
 
 // A carrier's failure report can be wrong (a false negative, or a send that timed out but went through). Before,
 // the recipient opening the link and pressing 「确认收到」 on a FAILED delivery recorded nothing while the page
-// said nothing of it; now their own act moves it on, with its evidence. A receipt still cannot.
-TEST_F(AdvanceStatus, TheRecipientsOwnActMovesAFailedDeliveryOnAndAReceiptDoesNot) {
+// said nothing of it; now their own act moves it on, with its evidence, and so does the operator's later report
+// that it arrived after all (the proof needs that arrival). Nothing moves it back to SENT.
+TEST_F(AdvanceStatus, TheRecipientsOwnActOrALateArrivalMovesAFailedDeliveryOn) {
   ASSERT_TRUE(store_->advance_status(d_.id, "FAILED", "carrier: UNDELIV", 1500, {}).value());
-  EXPECT_FALSE(store_->advance_status(d_.id, "DELIVERED", "late receipt", 1600, {}).value());
-  EXPECT_FALSE(store_->advance_status(d_.id, "SENT", "x", 1700, {}).value());
+  EXPECT_FALSE(store_->advance_status(d_.id, "SENT", "x", 1550, {}).value());
+  EXPECT_TRUE(store_->advance_status(d_.id, "DELIVERED", "late receipt", 1600, {}).value());
   auto r = store_->advance_status(d_.id, "READ", "link opened", 2000, ledger::link_read_evidence(d_, 2000, "agent"));
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_TRUE(r.value());
@@ -96,7 +97,7 @@ TEST_F(AdvanceStatus, TheRecipientsOwnActMovesAFailedDeliveryOnAndAReceiptDoesNo
           .value());
   EXPECT_EQ(store_->get_delivery(d_.id).value()->status, "ACKNOWLEDGED");
   EXPECT_EQ(evidence(), 2U);
-  EXPECT_EQ(history(), (std::vector<std::string>{"ACCEPTED", "FAILED", "READ", "ACKNOWLEDGED"}));
+  EXPECT_EQ(history(), (std::vector<std::string>{"ACCEPTED", "FAILED", "DELIVERED", "READ", "ACKNOWLEDGED"}));
 }
 
 TEST_F(AdvanceStatus, ACancelledDeliveryStaysCancelled) {
