@@ -174,6 +174,19 @@ Result<int> Dispatcher::run_once(Channel& channel, std::int64_t now_ms) {
       completions.push_back(completion_for(ch, c.delivery, spent, c.attempts, now_unix_ms()));
       continue;
     }
+    // Inside the quiet window nothing non-urgent goes out on a quiet channel, however it came due: a fallback
+    // released by its timer or by a failure, a retry, an attempt in doubt. It waits for the window to end (an
+    // attempt in doubt keeps its mark, so the provider is still asked first).
+    if (const std::int64_t release = quiet_hours_release(quiet_, ch, c.delivery.urgent, now_ms); release > now_ms) {
+      Completion w;
+      w.id = c.delivery.id;
+      w.channel = ch;
+      w.retry_at_ms = release;
+      w.still_in_doubt = c.in_doubt_since_ms > 0;
+      w.detail = "quiet hours: held until " + rfc3339_utc(release);
+      completions.push_back(std::move(w));
+      continue;
+    }
     if (c.in_doubt_since_ms == 0) {
       sendable.push_back(std::move(c));
       continue;

@@ -58,7 +58,8 @@ class Dispatcher {
   void set_evidence(OutcomeEvidenceMaker maker) { evidence_ = std::move(maker); }
   // Messages per second for a channel, shared by every instance (a Redis token bucket); 0 = unlimited.
   void set_channel_rate(const std::string& channel, double rate_per_sec) { rates_[channel] = rate_per_sec; }
-  // Retries of non-urgent deliveries on quiet channels wait for the quiet window to end.
+  // Non-urgent deliveries on quiet channels are not sent inside the quiet window, however they came due (retries,
+  // fallbacks released by a timer or a failure, attempts in doubt): they wait for the window to end.
   void set_quiet_hours(QuietHoursConfig q) { quiet_ = std::move(q); }
   // How a provider's receipt will name a sent delivery (e.g. "aliyun:<BizId>:<phone>"); "" = no receipt expected.
   void set_receipt_key(std::function<std::string(const SendOutcome&)> fn) { receipt_key_ = std::move(fn); }

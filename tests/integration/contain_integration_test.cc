@@ -15,6 +15,7 @@
 #include "gateway/core/crypto.h"
 #include "gateway/core/text.h"
 #include "gateway/dispatch/dispatcher.h"
+#include "gateway/dispatch/quiet_hours.h"
 #include "gateway/ingest/ingest.h"
 #include "gateway/ingest/validator.h"
 #include "gateway/ledger/evidence_makers.h"
@@ -229,6 +230,50 @@ TEST_F(ContainTest, ADeliveryThatAlwaysMakesTheChannelThrowFailsAloneAndTheOther
                          "unexpected std::invalid_argument: channel bug on one delivery") != std::string::npos;
   }
   EXPECT_TRUE(cut_off_shown) << "the timeline does not say why the attempt was cut off";
+}
+
+// A delivery that comes due inside the quiet window (here: a fallback released by its timer, queued at "now") is not
+// sent then: before, only ingest and retries looked at quiet hours, so a WeChat fallback to SMS at 23:15 went out at
+// 23:15. It waits for the window to end.
+TEST_F(ContainTest, ADeliveryThatComesDueInTheQuietWindowWaitsForItsEnd) {
+  const std::int64_t now = now_unix_ms();
+  const int minute = static_cast<int>((now / 60000 + 8 * 60) % 1440);  // China Standard Time
+  const auto hhmm = [](int m) {
+    m = ((m % 1440) + 1440) % 1440;
+    char buf[6];
+    std::snprintf(buf, sizeof buf, "%02d:%02d", m / 60, m % 60);
+    return std::string(buf);
+  };
+  QuietHoursConfig quiet;  // a window from an hour ago to two hours from now
+  quiet.enabled = true;
+  quiet.start = hhmm(minute - 60);
+  quiet.end = hhmm(minute + 120);
+  quiet.channels = {"wechat"};
+  const std::int64_t release = quiet_hours_release(quiet, "wechat", false, now);
+  ASSERT_GT(release, now + 60 * 60 * 1000);
+
+  for (auto& r : config_.routes) r.urgent = false;  // the shipped summons route is urgent (never quiet)
+  ingest_ = std::make_unique<IngestPipeline>(config_, *validator_, *store_, dlq_, PlanOptions{}, ingest_counters_);
+  ASSERT_TRUE(ingest_->process({message("EVT-Q-1")}, now).ok());  // due now: no quiet hours at ingest here
+  const std::string id = delivery_id("EVT-Q-1", "P-001", "wechat");
+  DispatchCounters counters;
+  Dispatcher dispatcher(*store_, config_.dispatch, RetryPolicy{}, counters);
+  dispatcher.set_quiet_hours(quiet);
+  ThrowingChannel wechat("none of these");
+  ASSERT_TRUE(dispatcher.run_once(wechat, now).ok());
+  EXPECT_EQ(wechat.calls.load(), 0) << "nothing sent inside the quiet window";
+  EXPECT_EQ(status(id), "ACCEPTED");
+  auto score = pool_->command({"ZSCORE", "sd:q:wechat", id});
+  ASSERT_TRUE(score.ok());
+  EXPECT_EQ(score->str, std::to_string(release)) << "queued for the window's end";
+  auto v = store_->get_delivery(id).value();
+  ASSERT_TRUE(v);
+  EXPECT_NE(v->history.back().detail.find("quiet hours: held until"), std::string::npos) << v->history.back().detail;
+
+  // At the window's end it goes out.
+  ASSERT_TRUE(dispatcher.run_once(wechat, release).ok());
+  EXPECT_EQ(wechat.calls.load(), 1);
+  EXPECT_EQ(status(id), "SENT");
 }
 
 // A maker that throws for one outcome (a bug) must not undo the send: the provider has the message. Before, the
