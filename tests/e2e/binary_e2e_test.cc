@@ -974,41 +974,28 @@ TEST_F(BinaryE2eTest, BadConfigFailsFastWithPosition) {
   EXPECT_TRUE(WIFEXITED(*mst) && WEXITSTATUS(*mst) != 0) << e2e::describe_wait_status(*mst);
   EXPECT_NE(e2e::read_file(gone.err_path()).find(missing), std::string::npos) << e2e::read_file(gone.err_path());
 
+  // `songda run` with the shipped file and this environment stops at once, naming what is wrong.
+  const auto refused = [&](const std::map<std::string, std::string>& env, const std::string& name,
+                           const std::string& says) {
+    ChildProcess& p = spawn({SONGDA_BINARY, "run", "--config", std::string(SONGDA_SOURCE_DIR) + "/config/gateway.yaml"},
+                            env, name, true);
+    const auto exit = p.wait_exit(15s);
+    ASSERT_TRUE(exit.has_value()) << name << ": songda run kept running";
+    EXPECT_TRUE(WIFEXITED(*exit) && WEXITSTATUS(*exit) != 0) << name << ": " << e2e::describe_wait_status(*exit);
+    EXPECT_NE(e2e::read_file(p.err_path()).find(says), std::string::npos) << e2e::read_file(p.err_path());
+  };
+  const std::map<std::string, std::string> services = {{"SONGDA_KAFKA_BROKERS", brokers_},
+                                                       {"SONGDA_REDIS_URL", redis_url_with_db(redis_base_, 14)}};
   // No SONGDA_LINK_SECRET: refused with the hint, rather than signing links with a key that dies with the process.
-  ChildProcess& unsigned_links =
-      spawn({SONGDA_BINARY, "run", "--config", std::string(SONGDA_SOURCE_DIR) + "/config/gateway.yaml"},
-            {{"SONGDA_KAFKA_BROKERS", brokers_}, {"SONGDA_REDIS_URL", redis_url_with_db(redis_base_, 14)}},
-            "run-no-link", true);
-  const auto lst = unsigned_links.wait_exit(15s);
-  ASSERT_TRUE(lst.has_value()) << "songda run without SONGDA_LINK_SECRET kept running";
-  EXPECT_TRUE(WIFEXITED(*lst) && WEXITSTATUS(*lst) != 0) << e2e::describe_wait_status(*lst);
-  EXPECT_NE(e2e::read_file(unsigned_links.err_path()).find("SONGDA_LINK_SECRET is unset"), std::string::npos)
-      << e2e::read_file(unsigned_links.err_path());
-
-  // A log level spdlog does not know would silence every line, the reason a start failed among them: refused.
-  ChildProcess& quiet =
-      spawn({SONGDA_BINARY, "run", "--config", std::string(SONGDA_SOURCE_DIR) + "/config/gateway.yaml"},
-            {{"SONGDA_LOG_LEVEL", "verbose"}}, "run-log-level", true);
-  const auto qst = quiet.wait_exit(15s);
-  ASSERT_TRUE(qst.has_value()) << "songda run with SONGDA_LOG_LEVEL=verbose kept running";
-  EXPECT_TRUE(WIFEXITED(*qst) && WEXITSTATUS(*qst) == 2) << e2e::describe_wait_status(*qst);
-  EXPECT_NE(e2e::read_file(quiet.err_path()).find("SONGDA_LOG_LEVEL=verbose is not a log level"), std::string::npos)
-      << e2e::read_file(quiet.err_path());
-
-  // No public base URL (the shipped file leaves it empty): refused, rather than sending parties links to
+  refused(services, "run-no-link", "SONGDA_LINK_SECRET is unset");
+  // A log level spdlog does not know would silence every line, the reason a start failed among them.
+  refused({{"SONGDA_LOG_LEVEL", "verbose"}}, "run-log-level", "SONGDA_LOG_LEVEL=verbose is not a log level");
+  // No public base URL (the shipped file leaves it empty), rather than sending parties links to
   // http://<listen address>/r/… that their phones cannot open.
-  ChildProcess& no_base =
-      spawn({SONGDA_BINARY, "run", "--config", std::string(SONGDA_SOURCE_DIR) + "/config/gateway.yaml"},
-            {{"SONGDA_KAFKA_BROKERS", brokers_},
-             {"SONGDA_REDIS_URL", redis_url_with_db(redis_base_, 14)},
-             {"SONGDA_HTTP_LISTEN", "0.0.0.0:0"},
-             {"SONGDA_LINK_SECRET", "e2e-link-secret-0123456789abcdef"}},
-            "run-no-base", true);
-  const auto bst = no_base.wait_exit(15s);
-  ASSERT_TRUE(bst.has_value()) << "songda run without a public base URL kept running";
-  EXPECT_TRUE(WIFEXITED(*bst) && WEXITSTATUS(*bst) != 0) << e2e::describe_wait_status(*bst);
-  EXPECT_NE(e2e::read_file(no_base.err_path()).find("SONGDA_PUBLIC_BASE_URL"), std::string::npos)
-      << e2e::read_file(no_base.err_path());
+  auto no_base = services;
+  no_base["SONGDA_HTTP_LISTEN"] = "0.0.0.0:0";
+  no_base["SONGDA_LINK_SECRET"] = "e2e-link-secret-0123456789abcdef";
+  refused(no_base, "run-no-base", "SONGDA_PUBLIC_BASE_URL");
 }
 
 TEST_F(BinaryE2eTest, RedisDownThenBackLosesNothing) {
