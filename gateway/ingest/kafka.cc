@@ -414,7 +414,7 @@ Result<std::vector<KafkaMessage>> read_topic_tail(const KafkaConfig& config, con
 bool KafkaProducer::reachable(int timeout_ms) {
   const struct rd_kafka_metadata* md = nullptr;
   const auto e = rd_kafka_metadata(impl_->rk.get(), 0, nullptr, &md, timeout_ms);
-  if (md != nullptr) rd_kafka_metadata_destroy(md);
+  const MetadataPtr held(md);
   return e == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 

@@ -126,9 +126,9 @@ Result<std::optional<evidence::Checkpoint>> Checkpointer::check_witnesses(
   if (newest->tree_size > redis_size) {
     spdlog::critical(
         "evidence log: the witnesses hold a checkpoint of {} leaves signed at {}, but the newest in Redis has {}: "
-        "Redis lost signed evidence (restored from an older backup?). New checkpoints must extend the witnessed one, "
-        "so signing stays stopped until the lost records are back. Hint: restore Redis from a newer backup; "
-        "songda ledger check",
+        "Redis lost signed checkpoints, and perhaps records (restored from an older backup?). New checkpoints must "
+        "extend the witnessed one: if Redis still holds its records, signing goes on; if not, it stays stopped until "
+        "they are back. Hint: restore Redis from a newer backup; songda ledger check",
         newest->tree_size, rfc3339_utc(newest->timestamp_ms), redis_size);
     return newest;
   }
