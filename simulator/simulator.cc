@@ -440,8 +440,11 @@ Injection Simulator::Impl::draw(const ProviderBehaviour& b, Provider p) {
 
 bool Simulator::Impl::pause(int ms) {
   if (ms <= 0) return true;
+  ++in_latency_;
   std::unique_lock lk(sleep_mu_);
-  return !sleep_cv_.wait_for(lk, std::chrono::milliseconds(ms), [this] { return stopping_; });
+  const bool stopped = sleep_cv_.wait_for(lk, std::chrono::milliseconds(ms), [this] { return stopping_; });
+  --in_latency_;
+  return !stopped;
 }
 
 void Simulator::Impl::count(Provider p, std::uint64_t Counters::*field, std::uint64_t n) {
@@ -720,6 +723,7 @@ Simulator::~Simulator() { impl_->stop(); }
 void Simulator::start() { impl_->start(); }
 void Simulator::stop() { impl_->stop(); }
 int Simulator::port() const { return impl_->port_; }
+int Simulator::requests_in_latency() const { return impl_->in_latency_.load(); }
 std::string Simulator::base_url() const {
   const std::string& h = impl_->host_;
   return "http://" + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + std::to_string(impl_->port_);

@@ -151,6 +151,8 @@ class Simulator {
 
   [[nodiscard]] int port() const;
   [[nodiscard]] std::string base_url() const;  // "http://127.0.0.1:PORT"
+  // Requests waiting in injected latency right now (they wait side by side, not in turn).
+  [[nodiscard]] int requests_in_latency() const;
 
   // ---- The control API, in process (same JSON as the HTTP calls) -----------------
   // POST /_sim/config. Error "invalid_config" names the offending field; nothing

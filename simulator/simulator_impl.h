@@ -160,6 +160,7 @@ struct Simulator::Impl {
   std::mutex sleep_mu_;
   std::condition_variable sleep_cv_;
   bool stopping_ = false;
+  std::atomic<int> in_latency_{0};  // requests inside pause()
 
   mutable std::shared_mutex behaviour_mu_;
   std::array<std::shared_ptr<const ProviderBehaviour>, 3> behaviour_;  // replaced whole, never mutated

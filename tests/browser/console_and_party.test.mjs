@@ -435,39 +435,33 @@ async function main() {
     need(inappAfter.status === 'READ', 'the in-app delivery is READ (is ' + inappAfter.status + ')');
     log('inbox turned read live');
 
-    // ---- 6. Broadcast progress (gateway/broadcast's API; a clear state when it is not there) ----
+    // ---- 6. Broadcast progress ----
     const group = 'BROWSER-G' + n;
     const put = await api('/v1/groups/' + group, {
       method: 'PUT', headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ name: '浏览器测试律师群', court: { id: COURT, name: '商丘市中级人民法院' } }),
     });
-    if (put.status === 404) {
-      await clerk.click('#tab-broadcasts');
-      await clerk.locator('#broadcast-message', { hasText: '暂无群发' }).waitFor();
-      log('broadcasts: the server has no broadcast API; the console says 暂无群发');
-    } else {
-      need(put.status === 200 || put.status === 201, 'group created (got ' + put.status + ')');
-      const csv = 'id,name,firm,mobile,app_user,consent_basis,consent_scope,consent_ref\n' +
-        [0, 1, 2].map((i) => `LAW-B${i},律师${i},河南某某律师事务所,+86137${String(n).padStart(4, '0')}00${i},lawyer-b${n}-${i},confirmed,notice.broadcast,REG-${i}`).join('\n') + '\n';
-      const imp = await api(`/v1/groups/${group}/members:import`, { method: 'POST', headers: { 'Content-Type': 'text/csv' }, body: csv });
-      need(imp.status === 200, 'members imported (got ' + imp.status + ')');
-      const bid = 'BROWSER-B' + n;
-      const started = await api('/v1/broadcasts', {
-        method: 'POST', headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ id: bid, group_id: group, reference: '浏览器测试〔2026〕1号', channels: ['inapp'],
-          params: { notice_title: '测试通知', notice_text: '浏览器测试群发。' } }),
-      });
-      need(started.status === 202 || started.status === 200, 'broadcast started (got ' + started.status + ')');
-      // The list shows it; opening it shows the progress reaching every member.
-      await clerk.click('#tab-broadcasts');
-      await clerk.locator(`.broadcast-item[data-broadcast="${bid}"]`).waitFor();
-      await clerk.click(`.broadcast-item[data-broadcast="${bid}"]`);
-      await clerk.locator('#broadcast-result').waitFor();
-      await clerk.locator('#broadcast-summary', { hasText: '100%' }).waitFor({ timeout: STEP_TIMEOUT });
-      await clerk.locator('#broadcast-counts [data-status="DELIVERED"] dd', { hasText: '3' }).waitFor();
-      await clerk.screenshot({ path: path.join(ARTIFACTS, '12-console-broadcast.png'), fullPage: true });
-      log('broadcast progress shown live to 100%');
-    }
+    need(put.status === 200 || put.status === 201, 'group created (got ' + put.status + ')');
+    const csv = 'id,name,firm,mobile,app_user,consent_basis,consent_scope,consent_ref\n' +
+      [0, 1, 2].map((i) => `LAW-B${i},律师${i},河南某某律师事务所,+86137${String(n).padStart(4, '0')}00${i},lawyer-b${n}-${i},confirmed,notice.broadcast,REG-${i}`).join('\n') + '\n';
+    const imp = await api(`/v1/groups/${group}/members:import`, { method: 'POST', headers: { 'Content-Type': 'text/csv' }, body: csv });
+    need(imp.status === 200, 'members imported (got ' + imp.status + ')');
+    const bid = 'BROWSER-B' + n;
+    const started = await api('/v1/broadcasts', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ id: bid, group_id: group, reference: '浏览器测试〔2026〕1号', channels: ['inapp'],
+        params: { notice_title: '测试通知', notice_text: '浏览器测试群发。' } }),
+    });
+    need(started.status === 202 || started.status === 200, 'broadcast started (got ' + started.status + ')');
+    // The list shows it; opening it shows the progress reaching every member.
+    await clerk.click('#tab-broadcasts');
+    await clerk.locator(`.broadcast-item[data-broadcast="${bid}"]`).waitFor();
+    await clerk.click(`.broadcast-item[data-broadcast="${bid}"]`);
+    await clerk.locator('#broadcast-result').waitFor();
+    await clerk.locator('#broadcast-summary', { hasText: '100%' }).waitFor({ timeout: STEP_TIMEOUT });
+    await clerk.locator('#broadcast-counts [data-status="DELIVERED"] dd', { hasText: '3' }).waitFor();
+    await clerk.screenshot({ path: path.join(ARTIFACTS, '12-console-broadcast.png'), fullPage: true });
+    log('broadcast progress shown live to 100%');
 
     // The console never loaded anything from outside and logged no script error.
     need(consoleErrors.length === 0, 'no console errors: ' + consoleErrors.join(' | '));

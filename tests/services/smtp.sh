@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts / stops a throwaway SMTP sink on loopback for the integration tests:
 # Debian's aiosmtpd with its Mailbox handler, which accepts every message
-# and stores it in a Maildir.
+# and stores it in a Maildir, except for recipients named to be refused
+# (unknown-…, greylist-…, spam-…: see smtp_policy.py).
 #
 #   tests/services/smtp.sh start RUN_DIR   -> prints two lines:
 #                                             127.0.0.1:PORT
@@ -51,7 +52,8 @@ start() {
 
   # -n: stay root rather than setuid to nobody (who could not write here).
   svc_launch "$dir/pid" "$dir/smtp.log" \
-    "$SONGDA_PY" -m aiosmtpd -n -l "127.0.0.1:$port" "${tls_args[@]}" -c aiosmtpd.handlers.Mailbox "$dir/mail"
+    env PYTHONPATH="$HERE" "$SONGDA_PY" -m aiosmtpd -n -l "127.0.0.1:$port" "${tls_args[@]}" \
+    -c smtp_policy.PolicyMailbox "$dir/mail"
   if ! svc_wait_ready smtp "$dir/pid" "$dir/smtp.log" "$READY_TIMEOUT" svc_port_open "$port"; then
     svc_stop "$dir/pid" "$dir/mail" 5
     exit 1

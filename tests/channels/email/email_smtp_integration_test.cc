@@ -55,10 +55,12 @@ struct Sink {
   std::string ca;
 };
 
-// The message file in maildir/new holding `message_id`, waiting up to 10 s.
-std::string find_message(const std::string& maildir, const std::string& message_id) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
+// The message file in maildir/new holding `message_id`, waiting up to `wait` (aiosmtpd stores a message before it
+// answers 250, so a message the server refused is looked for once, with no wait).
+std::string find_message(const std::string& maildir, const std::string& message_id,
+                         std::chrono::milliseconds wait = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  do {
     for (const auto& entry : fs::directory_iterator(fs::path(maildir) / "new")) {
       std::ifstream in(entry.path(), std::ios::binary);
       std::stringstream ss;
@@ -66,8 +68,8 @@ std::string find_message(const std::string& maildir, const std::string& message_
       const std::string text = ss.str();
       if (text.find(message_id) != std::string::npos) return text;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+    if (wait.count() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  } while (std::chrono::steady_clock::now() < deadline);
   return {};
 }
 
@@ -194,6 +196,62 @@ TEST_F(AiosmtpdTest, PlainSmtpWorksToo) {
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].kind, Kind::kDelivered) << out[0].code << " " << out[0].message;
   expect_stored_message(shared_.maildir, d);
+}
+
+// The refusals a real server gives (tests/services/smtp_policy.py answers them by recipient, with aiosmtpd's own
+// SMTP): each reaches the delivery as the right kind, with the server's words, and nothing is stored.
+TEST_F(AiosmtpdTest, ARefusedRecipientIsPermanentOrTriedAgainAsTheServerSaid) {
+  struct Case {
+    std::string address;
+    Kind kind;
+    std::string code;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"unknown-li@example.cn", Kind::kPermanent, "550",
+       "550 5.1.1 <unknown-li@example.cn>: Recipient address rejected: User unknown"},
+      {"greylist-li@example.cn", Kind::kRetryable, "450",
+       "450 4.2.0 <greylist-li@example.cn>: Recipient address rejected: Greylisted"},
+  };
+  EmailChannel channel(config_for(shared_, "none"), no_env);
+  for (const auto& c : cases) {
+    Delivery d = delivery("sd-" + c.code + "-" + to_hex(random_bytes(8)));
+    d.address = c.address;
+    const auto out = channel.send(std::span(&d, 1));
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0].kind, c.kind) << c.address << ": " << out[0].message;
+    EXPECT_EQ(out[0].code, c.code) << c.address;
+    EXPECT_EQ(out[0].message, c.message);
+  }
+}
+
+TEST_F(AiosmtpdTest, AMessageRefusedAfterItsDataIsPermanentAndTheNextOneStillGoes) {
+  EmailChannel channel(config_for(shared_, "none"), no_env);
+  std::vector<Delivery> ds = {delivery("sd-554-" + to_hex(random_bytes(8))),
+                              delivery("sd-after-554-" + to_hex(random_bytes(8)))};
+  ds[0].address = "spam-li@example.cn";
+  const auto out = channel.send(ds);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].kind, Kind::kPermanent) << out[0].message;
+  EXPECT_EQ(out[0].code, "554");
+  EXPECT_EQ(out[0].message, "554 5.7.1 Message rejected as spam");
+  EXPECT_EQ(out[1].kind, Kind::kDelivered) << out[1].message;
+  expect_stored_message(shared_.maildir, ds[1]);
+  EXPECT_TRUE(find_message(shared_.maildir, "<" + ds[0].id + "@court.example>", std::chrono::milliseconds(0)).empty())
+      << "the refused one is not stored";
+}
+
+TEST_F(AiosmtpdTest, StarttlsRequiredButNotOfferedSendsNothing) {
+  if (!shared_.ca.empty()) GTEST_SKIP() << "the shared sink offers STARTTLS (SONGDA_SMTP_TLS=1)";
+  EmailConfig c = config_for(shared_, "required");
+  c.ca_file.clear();
+  EmailChannel channel(c, no_env);
+  const Delivery d = delivery("sd-notls-" + to_hex(random_bytes(8)));
+  const auto out = channel.send(std::span(&d, 1));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].kind, Kind::kRetryable) << out[0].message;
+  EXPECT_TRUE(find_message(shared_.maildir, "<" + d.id + "@court.example>", std::chrono::milliseconds(0)).empty())
+      << "sent without TLS";
 }
 
 }  // namespace

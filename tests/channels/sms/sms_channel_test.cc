@@ -634,6 +634,7 @@ TEST(SmsBatching, BatchMaxSplitsAndOneNumberNeverAppearsTwiceInARequest) {
     const std::string numbers = parse_form(r.body)["PhoneNumbers"];
     EXPECT_EQ(std::count(numbers.begin(), numbers.end(), ','), 1) << numbers;
   }
+  ASSERT_EQ(out.size(), 4u);
   for (const auto& o : out) EXPECT_EQ(o.kind, Kind::kAccepted);
   EXPECT_EQ(out[0].provider_message_id, out[3].provider_message_id);
   EXPECT_NE(parse_form(reqs[0].body)["OutId"], parse_form(reqs[1].body)["OutId"]);
@@ -696,6 +697,7 @@ TEST(SmsBatching, AliyunSendBatchSmsTakesAtMostAHundredNumbers) {
     numbers += n;
   }
   EXPECT_EQ(numbers, 250u);
+  ASSERT_EQ(out.size(), 250u);
   for (const auto& o : out) EXPECT_EQ(o.kind, Kind::kAccepted);
 }
 
@@ -716,6 +718,7 @@ TEST(SmsBatching, TencentSharesARequestWhereTheVariablesItsTemplateUsesAgree) {
   const auto summons = personal_broadcast(4);
   out = channel.send(summons);
   EXPECT_EQ(http.requests().size(), 5u);
+  ASSERT_EQ(out.size(), 4u);
   for (const auto& o : out) EXPECT_EQ(o.kind, Kind::kAccepted);
 }
 
@@ -727,6 +730,7 @@ TEST(SmsBatching, ABatchFailsOverAsAWhole) {
   SmsChannel channel(cfg, http, fake_env, test_options(clock));
   const auto out = channel.send(broadcast(3));
   ASSERT_EQ(http.requests().size(), 2u);
+  ASSERT_EQ(out.size(), 3u);
   for (const auto& o : out) {
     EXPECT_EQ(o.kind, Kind::kAccepted);
     EXPECT_EQ(o.provider, "tencent-b");
@@ -869,10 +873,18 @@ TEST(SmsSelection, LowerPriorityNumberFirstWhateverTheOrderInTheConfig) {
 
 TEST(SmsConcurrency, RequestsInFlightStayWithinTheProvidersLimit) {
   Clock clock;
-  FakeHttp http([](const HttpRequest&) {
+  // The first request waits (up to 5 s) for a second to be in flight with it, so the limit is reached for sure;
+  // each then takes 20 ms, so more than the limit at once would be seen.
+  const FakeHttp* self = nullptr;
+  FakeHttp http([&self](const HttpRequest&) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (self->max_in_flight() < 2 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     return aliyun_ok();
   });
+  self = &http;
   SmsConfig cfg;
   cfg.providers = {aliyun_config()};
   cfg.providers[0].concurrency = 2;
@@ -886,9 +898,10 @@ TEST(SmsConcurrency, RequestsInFlightStayWithinTheProvidersLimit) {
   cfg.providers[0].batch_max = 1;  // one number per request: 12 requests
   SmsChannel channel(cfg, http, fake_env, opts);
   const auto out = channel.send(ds);
+  ASSERT_EQ(out.size(), 12u);
   for (const auto& o : out) EXPECT_EQ(o.kind, Kind::kAccepted);
   EXPECT_EQ(http.requests().size(), 12u);
-  EXPECT_EQ(http.max_in_flight(), 2);
+  EXPECT_EQ(http.max_in_flight(), 2) << "at most the provider's limit at once, and the limit used";
 }
 
 // ---- Start-up ------------------------------------------------------------------------------------

@@ -28,8 +28,7 @@ TEST(Tokens, ExpiredForgedAndMalformedAreRefused) {
             "link_forged");
   std::string flipped = sign_token(kSecret, TokenKind::kParty, "sd-0123", kNow + 60);
   flipped[2] = flipped[2] == 'A' ? 'B' : 'A';  // another delivery id, same MAC
-  EXPECT_NE(verify_token(kSecret, TokenKind::kParty, flipped, kNow).error().code, "");
-  EXPECT_FALSE(verify_token(kSecret, TokenKind::kParty, flipped, kNow).ok());
+  EXPECT_EQ(verify_token(kSecret, TokenKind::kParty, flipped, kNow).error().code, "link_forged");
   EXPECT_EQ(verify_token(kSecret, TokenKind::kParty, "no-dot-here", kNow).error().code, "link_malformed");
   EXPECT_EQ(verify_token(kSecret, TokenKind::kParty, "", kNow).error().code, "link_malformed");
 }
