@@ -292,7 +292,31 @@ std::string App::metrics_text() {
                                      return n.ok() ? static_cast<double>(n.value()) : -1.0;
                                    }});
   }
-  return render_metrics(sources);
+  std::vector<LabelledMetricSource> labelled;
+  if (sms_ != nullptr) {
+    using Stats = sms::SmsChannel::ProviderStats;
+    auto per_provider = [this, &labelled](std::string name, std::string help, bool is_counter,
+                                          std::function<double(const Stats&)> value) {
+      labelled.push_back(LabelledMetricSource{std::move(name), std::move(help), is_counter, "provider",
+                                              [this, value = std::move(value)] {
+                                                std::vector<LabelledValue> out;
+                                                for (const auto& p : sms_->stats())
+                                                  out.push_back({p.provider, value(p)});
+                                                return out;
+                                              }});
+    };
+    per_provider("songda_sms_provider_requests_total", "Requests sent to the SMS provider", true,
+                 [](const Stats& p) { return static_cast<double>(p.requests); });
+    per_provider("songda_sms_provider_faults_total",
+                 "Requests that counted against the provider's circuit (errors, timeouts)", true,
+                 [](const Stats& p) { return static_cast<double>(p.faults); });
+    per_provider("songda_sms_provider_failovers_total", "Deliveries handed on from this provider to the next", true,
+                 [](const Stats& p) { return static_cast<double>(p.failovers); });
+    per_provider("songda_sms_provider_circuit_open",
+                 "1 while the provider's circuit is open or half-open (not used, or on trial)", false,
+                 [](const Stats& p) { return p.circuit == "closed" ? 0.0 : 1.0; });
+  }
+  return render_metrics(sources, labelled);
 }
 
 void App::start() {

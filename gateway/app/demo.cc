@@ -161,7 +161,7 @@ int run_demo(const DemoOptions& opts) {
   app_options.document_dir = document_dir;
   App app(config, app_options);
   app.start();
-  sim.set_callback_base("http://" + app.http().host() + ":" + std::to_string(app.http().port()));
+  sim.set_callback_base("http://" + app.http().authority());
 
   // What the case systems publish: the examples, one redelivery, one malformed, one conflicting reuse.
   std::vector<OutgoingMessage> messages;
@@ -357,7 +357,7 @@ int run_demo(const DemoOptions& opts) {
   const bool ok =
       settled && dlq.size() == expected_dlq && c.duplicates.load() == 1 && !opened.empty() && verified && broadcast_ok;
   if (opts.serve) {
-    const std::string base = "http://" + app.http().host() + ":" + std::to_string(app.http().port());
+    const std::string base = "http://" + app.http().authority();
     std::cout << "\nServing. Try:\n  curl -H 'Authorization: Bearer " << admin << "' " << base << "/v1/deliveries/"
               << (views.empty() ? std::string("ID") : views.front().delivery.id) << "\n  curl " << base
               << "/readyz\n  curl " << base << "/metrics\n";

@@ -305,9 +305,22 @@ std::string env_name(std::string_view section, std::string_view key) {
   return out;
 }
 
+bool is_kafka_secret(std::string_view property) {
+  return std::find(kKafkaSecretProperties.begin(), kKafkaSecretProperties.end(), property) !=
+         kKafkaSecretProperties.end();
+}
+
+// Names the environment variable only where Songda reads one; anywhere else it says where its secrets come from.
 std::string secret_message(const std::string& path, std::string_view section, std::string_view key) {
-  return path + ": secrets do not belong in YAML; set " + env_name(section, key) +
-         " in the environment or point to a file";
+  const std::string head = path + ": secrets do not belong in YAML; ";
+  if (section == "redis" && key == "password") return head + "set SONGDA_REDIS_PASSWORD in the environment";
+  if (section == "kafka" && is_kafka_secret(key)) return head + "set " + kafka_secret_env(key) + " in the environment";
+  if (section == "kafka") {
+    std::string names;
+    for (const auto p : kKafkaSecretProperties) names += (names.empty() ? "" : ", ") + std::string(p);
+    return head + "the Kafka secrets Songda takes (from the environment, SONGDA_KAFKA_<NAME>) are " + names;
+  }
+  return head + "Songda reads its secrets from the environment only (README, \"Environment\")";
 }
 
 void find_channel_secrets(Checker& c, const YAML::Node& channels);
@@ -595,27 +608,6 @@ bool valid_topic_name(std::string_view name) {
   });
 }
 
-bool valid_host_port(std::string_view text) {
-  std::string_view host;
-  std::string_view port;
-  if (starts_with(text, "[")) {  // [::1]:8080
-    const std::size_t close = text.find("]:");
-    if (close == std::string_view::npos || close < 2) return false;
-    host = text.substr(1, close - 1);
-    port = text.substr(close + 2);
-  } else {
-    const std::size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos) return false;
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) return false;  // bare IPv6 needs brackets
-  }
-  if (host.empty() || port.empty() || port.size() > 5) return false;
-  if (std::any_of(host.begin(), host.end(), [](char ch) { return ch == ' ' || ch == '/' || ch == '\t'; })) return false;
-  if (!std::all_of(port.begin(), port.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) return false;
-  return std::stoi(std::string(port)) <= 65535;
-}
-
 void read_kafka(Checker& c, const YAML::Node& key, const YAML::Node& node, KafkaConfig& k) {
   std::vector<std::pair<std::string, YAML::Mark>> topics;
   auto topic = [&](std::string_view name, std::string& out) {
@@ -759,7 +751,7 @@ void read_redis(Checker& c, const YAML::Node& key, const YAML::Node& node, Redis
                   if (at != std::string_view::npos && authority.substr(0, at).find(':') != std::string_view::npos) {
                     c.add(v.Mark(),
                           "redis.url: contains a password; secrets do not belong in YAML; set "
-                          "SONGDA_REDIS_PASSWORD in the environment or point to a file");
+                          "SONGDA_REDIS_PASSWORD in the environment");
                     return;
                   }
                   r.url = *s;
@@ -782,7 +774,7 @@ void read_http(Checker& c, const YAML::Node& key, const YAML::Node& node, HttpCo
                 [&](const YAML::Node& fk, const YAML::Node& v) {
                   auto s = read_string(c, fk, v, "http.listen");
                   if (!s) return;
-                  if (!valid_host_port(*s)) {
+                  if (!parse_host_port(*s)) {
                     c.add(v.Mark(),
                           "http.listen: expected host:port (e.g. 127.0.0.1:8080 or [::1]:8080), got '" + *s + "'");
                     return;
@@ -2443,6 +2435,14 @@ void apply_env_overrides(Config& config, const std::function<const char*(const c
   apply("SONGDA_REDIS_URL", config.redis.url);
   apply("SONGDA_HTTP_LISTEN", config.http.listen);
   apply("SONGDA_PUBLIC_BASE_URL", config.http.public_base_url);
+  for (const auto property : kKafkaSecretProperties) {
+    const std::string name = kafka_secret_env(property);
+    if (const char* value = getenv(name.c_str()); value != nullptr && *value != '\0') {
+      config.kafka.properties[std::string(property)] = value;
+    }
+  }
 }
+
+std::string kafka_secret_env(std::string_view property) { return env_name("kafka", property); }
 
 }  // namespace songda

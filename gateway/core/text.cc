@@ -129,6 +129,37 @@ std::string masked_message_id(std::string_view id) {
   return number ? std::string(id.substr(0, colon + 1)) + mask_phone(tail) : std::string(id);
 }
 
+std::optional<HostPort> parse_host_port(std::string_view text) {
+  std::string_view host;
+  std::string_view port;
+  if (text.starts_with('[')) {  // [::1]:8080
+    const std::size_t close = text.find("]:");
+    if (close == std::string_view::npos || close < 2) return std::nullopt;
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const std::size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return std::nullopt;  // bare IPv6 needs brackets
+  }
+  if (host.empty() || port.empty() || port.size() > 5) return std::nullopt;
+  if (std::any_of(host.begin(), host.end(),
+                  [](char ch) { return ch == ' ' || ch == '/' || ch == '\t' || ch == '[' || ch == ']'; })) {
+    return std::nullopt;
+  }
+  if (!std::all_of(port.begin(), port.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) return std::nullopt;
+  const int n = std::stoi(std::string(port));
+  if (n > 65535) return std::nullopt;
+  return HostPort{std::string(host), n};
+}
+
+std::string HostPort::authority() const {
+  const std::string h = host.find(':') == std::string::npos ? host : "[" + host + "]";
+  return h + ":" + std::to_string(port);
+}
+
 std::string mask_email(std::string_view email) {
   const auto at = email.find('@');
   if (at == std::string_view::npos || at == 0) return "***";

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -33,6 +34,15 @@ bool append_json_string(std::string& out, std::string_view s);
 
 // Escapes & < > " ' for HTML text and attribute values.
 std::string html_escape(std::string_view text);
+
+// A listen address "host:port" or "[v6]:port" (port 0-65535; a bare IPv6 address needs its brackets). `host` is
+// without the brackets, as bind() takes it; authority() puts them back for a URL.
+struct HostPort {
+  std::string host;
+  int port = 0;
+  [[nodiscard]] std::string authority() const;
+};
+std::optional<HostPort> parse_host_port(std::string_view text);
 
 // Milliseconds since the Unix epoch <-> RFC 3339 UTC with milliseconds ("2026-11-28T01:00:00.123Z").
 std::string rfc3339_utc(std::int64_t unix_ms);

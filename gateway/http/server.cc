@@ -3,8 +3,6 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
-#include <charconv>
-
 #include "gateway/core/contain.h"
 #include "gateway/core/text.h"
 
@@ -18,15 +16,6 @@ void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
 
 void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
   send_json(res, status, {{"error", {{"code", code}, {"message", message}}}});
-}
-
-bool split_host_port(const std::string& listen, std::string& host, int& port) {
-  const auto colon = listen.rfind(':');
-  if (colon == std::string::npos || colon == 0) return false;
-  host = listen.substr(0, colon);
-  const std::string p = listen.substr(colon + 1);
-  auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
-  return ec == std::errc() && ptr == p.data() + p.size() && port >= 0 && port <= 65535;
 }
 
 Result<nlohmann::json> case_view_json(DeliveryStore& store, const Principal& who, const std::string& case_number) {
@@ -179,16 +168,17 @@ void ApiServer::add_routes() {
     int offset = 0;
     if (req.has_param("limit")) limit = std::clamp(std::atoi(req.get_param_value("limit").c_str()), 1, 200);
     if (req.has_param("offset")) offset = std::max(0, std::atoi(req.get_param_value("offset").c_str()));
-    auto msgs = store_.inbox(req.matches[1], offset, limit);
-    if (!msgs.ok()) return send_error(res, 503, msgs.error().code, msgs.error().message);
+    // A court key sees its court's messages only, paged and counted among themselves.
+    auto page = store_.inbox(req.matches[1], who->admin ? std::string() : who->court_id, offset, limit);
+    if (!page.ok()) return send_error(res, 503, page.error().code, page.error().message);
     nlohmann::json items = nlohmann::json::array();
-    int unread = 0;
-    for (auto& m : msgs.value()) {
-      if (!who->admin && m.json.value("court_id", "") != who->court_id) continue;
-      if (m.json.value("read_at", 0LL) == 0) ++unread;
-      items.push_back(m.json);
-    }
-    send_json(res, 200, {{"app_user", std::string(req.matches[1])}, {"messages", items}, {"unread", unread}});
+    for (auto& m : page->messages) items.push_back(std::move(m.json));
+    nlohmann::json body = {{"app_user", std::string(req.matches[1])},
+                           {"messages", std::move(items)},
+                           {"total", page->total},
+                           {"unread", page->unread}};
+    if (offset + limit < page->total) body["next_offset"] = offset + limit;
+    send_json(res, 200, body);
   });
 
   s.Post(R"(/v1/inbox/([A-Za-z0-9._-]+)/messages/([A-Za-z0-9_-]+)/read)", [this](const httplib::Request& req,
@@ -230,9 +220,10 @@ void ApiServer::add_routes() {
 }
 
 void ApiServer::start() {
-  int port = 0;
-  if (!split_host_port(config_.listen, host_, port))
-    throw StartupError("http.listen must be host:port, got " + config_.listen);
+  const auto listen = parse_host_port(config_.listen);
+  if (!listen) throw StartupError("http.listen must be host:port or [v6]:port, got " + config_.listen);
+  host_ = listen->host;
+  const int port = listen->port;
   if (port == 0) {
     port_ = server_->bind_to_any_port(host_);
   } else {
@@ -240,7 +231,7 @@ void ApiServer::start() {
   }
   if (port_ <= 0) throw StartupError("cannot listen on " + config_.listen + "; is the port in use?");
   thread_ = std::thread([this] { server_->listen_after_bind(); });
-  spdlog::info("http: listening on http://{}:{}", host_, port_);
+  spdlog::info("http: listening on http://{}", authority());
 }
 
 void ApiServer::stop() {

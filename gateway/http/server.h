@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gateway/config/config.h"
+#include "gateway/core/text.h"
 #include "gateway/http/auth.h"
 #include "gateway/store/store.h"
 
@@ -74,7 +75,9 @@ class ApiServer {
   // Binds (port 0 = any free port) and serves on a background thread. Throws StartupError if it cannot bind.
   void start();
   [[nodiscard]] int port() const { return port_; }
-  [[nodiscard]] std::string host() const { return host_; }
+  [[nodiscard]] std::string host() const { return host_; }  // as bound: an IPv6 address without brackets
+  // host:port for a URL ("[::1]:8080" for IPv6).
+  [[nodiscard]] std::string authority() const { return HostPort{host_, port_}.authority(); }
   void stop();
 
  private:
@@ -91,8 +94,5 @@ class ApiServer {
   int port_ = 0;
   std::atomic<int> streams_{0};
 };
-
-// Splits "host:port". Returns false when malformed.
-bool split_host_port(const std::string& listen, std::string& host, int& port);
 
 }  // namespace songda

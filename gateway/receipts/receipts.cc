@@ -20,6 +20,7 @@ namespace {
 // A parked receipt that names no delivery of ours for this long never will (a send retried under a new id after
 // the provider had taken the first, another system's message on a shared account).
 constexpr std::int64_t kGiveUpParkedAfterMs = 7LL * 24 * 3600 * 1000;
+constexpr std::int64_t kForgetUnmatchedAfterMs = 30LL * 24 * 3600 * 1000;
 
 // The provider's text (reason, raw body) may not be UTF-8, which JSON cannot hold: bad bytes become U+FFFD.
 nlohmann::json parked_json(const ReceiptUpdate& u) {
@@ -196,8 +197,12 @@ void ReceiptProcessor::apply_together(const std::vector<std::shared_ptr<Push>>& 
 }
 
 Result<int> ReceiptProcessor::retry_parked(std::int64_t now_ms) {
-  auto parked = store_.take_parked_receipts(now_ms, 500, kGiveUpParkedAfterMs);
+  auto parked = store_.take_parked_receipts(now_ms, 500, kGiveUpParkedAfterMs, kForgetUnmatchedAfterMs);
   if (!parked.ok()) return parked.error();
+  if (parked->forgotten > 0) {
+    spdlog::info("receipts: deleted {} receipts from sd:rcpt:unmatched, kept 30 days after they were given up on",
+                 parked->forgotten);
+  }
   if (parked->given_up > 0) {
     counters_.given_up.fetch_add(static_cast<std::uint64_t>(parked->given_up));
     spdlog::warn(

@@ -297,6 +297,9 @@ if msg.read_at and msg.read_at ~= 0 then return {'already', raw} end
 msg.read_at = now
 local enc = cjson.encode(msg)
 redis.call('HSET', mk, ARGV[2], enc)
+local base = 'sd:inbox:{' .. ARGV[1] .. '}'
+redis.call('ZREM', base .. ':unread', ARGV[2])
+redis.call('ZREM', base .. ':court:' .. tostring(msg.court_id or '') .. ':unread', ARGV[2])
 if advance('sd:dlv:{' .. ARGV[2] .. '}', 'READ', now, 'inbox message opened', nil) then
   append_evidence(cjson.decode(ARGV[4]))
 end
@@ -545,9 +548,26 @@ Status DeliveryStore::complete_batch(const std::vector<Completion>& completions,
 }
 
 Status DeliveryStore::write_inbox(const std::vector<Delivery>& deliveries, std::int64_t now_ms) {
+  // A message is listed (in the user's inbox, its court's view of it, and both unread lists) only when it is
+  // written the first time: a repeated write after a crash must not list a read message as unread again.
+  static const LuaScript s(R"LUA(
+for i = 2, #ARGV, 4 do
+  local base = 'sd:inbox:{' .. ARGV[i] .. '}'
+  local id = ARGV[i + 1]
+  if redis.call('HSETNX', base .. ':msg', id, ARGV[i + 3]) == 1 then
+    local court = base .. ':court:' .. ARGV[i + 2]
+    redis.call('ZADD', base, 'NX', ARGV[1], id)
+    redis.call('ZADD', base .. ':unread', 'NX', ARGV[1], id)
+    redis.call('ZADD', court, 'NX', ARGV[1], id)
+    redis.call('ZADD', court .. ':unread', 'NX', ARGV[1], id)
+  end
+end
+return 'OK'
+)LUA");
   if (deliveries.empty()) return ok_status();
-  std::vector<std::vector<std::string>> cmds;
-  cmds.reserve(deliveries.size() * 2);
+  std::vector<std::string> argv;
+  argv.reserve(1 + deliveries.size() * 4);
+  argv.push_back(std::to_string(now_ms));
   for (const auto& d : deliveries) {
     nlohmann::json msg = {{"id", d.id},
                           {"title", d.title},
@@ -560,15 +580,13 @@ Status DeliveryStore::write_inbox(const std::vector<Delivery>& deliveries, std::
                           {"read_at", 0}};
     if (d.document)
       msg["document"] = {{"id", d.document->id}, {"title", d.document->title}, {"sha256", d.document->sha256}};
-    const std::string base = "sd:inbox:{" + d.address + "}";
-    cmds.push_back({"HSETNX", base + ":msg", d.id, msg.dump()});
-    cmds.push_back({"ZADD", base, "NX", std::to_string(now_ms), d.id});
+    argv.push_back(d.address);
+    argv.push_back(d.id);
+    argv.push_back(d.court_id);
+    argv.push_back(msg.dump());
   }
-  auto r = pool_.pipeline(cmds);
+  auto r = pool_.eval(s, {}, argv);
   if (!r.ok()) return r.error();
-  for (const auto& rep : r.value()) {
-    if (rep.type == RedisReply::Type::kError) return Error::transient("redis_error", "inbox write failed: " + rep.str);
-  }
   return ok_status();
 }
 
@@ -619,22 +637,29 @@ return 'unchanged'
   return r->str == "recorded";
 }
 
-Result<std::vector<InboxMessage>> DeliveryStore::inbox(const std::string& app_user, int offset, int limit) {
+Result<InboxPage> DeliveryStore::inbox(const std::string& app_user, const std::string& court_id, int offset,
+                                       int limit) {
   const std::string base = "sd:inbox:{" + app_user + "}";
-  auto ids = pool_.command({"ZREVRANGE", base, std::to_string(offset), std::to_string(offset + limit - 1)});
-  if (!ids.ok()) return ids.error();
-  std::vector<InboxMessage> out;
-  if (ids->elements.empty()) return out;
+  const std::string list = court_id.empty() ? base : base + ":court:" + court_id;
+  auto r = pool_.pipeline({{"ZREVRANGE", list, std::to_string(offset), std::to_string(offset + limit - 1)},
+                           {"ZCARD", list},
+                           {"ZCARD", list + ":unread"}});
+  if (!r.ok()) return r.error();
+  const auto& ids = (*r)[0];
+  InboxPage page;
+  page.total = (*r)[1].integer;
+  page.unread = (*r)[2].integer;
+  if (ids.elements.empty()) return page;
   std::vector<std::string> cmd{"HMGET", base + ":msg"};
-  for (const auto& e : ids->elements) cmd.push_back(e.str);
+  for (const auto& e : ids.elements) cmd.push_back(e.str);
   auto msgs = pool_.command(cmd);
   if (!msgs.ok()) return msgs.error();
-  for (std::size_t i = 0; i < msgs->elements.size() && i < ids->elements.size(); ++i) {
+  for (std::size_t i = 0; i < msgs->elements.size() && i < ids.elements.size(); ++i) {
     auto j = nlohmann::json::parse(msgs->elements[i].str, nullptr, false);
     if (j.is_discarded()) continue;
-    out.push_back(InboxMessage{ids->elements[i].str, std::move(j)});
+    page.messages.push_back(InboxMessage{ids.elements[i].str, std::move(j)});
   }
-  return out;
+  return page;
 }
 
 Result<std::optional<DeliveryView>> DeliveryStore::get_delivery(const std::string& id) {
@@ -861,11 +886,18 @@ Status DeliveryStore::park_receipts(const std::vector<std::pair<std::string, std
 }
 
 Result<ParkedReceipts> DeliveryStore::take_parked_receipts(std::int64_t now_ms, int limit,
-                                                           std::int64_t give_up_after_ms) {
+                                                           std::int64_t give_up_after_ms,
+                                                           std::int64_t forget_after_ms) {
   // sd:rcpt:parked:tried holds each one's next try. A receipt is tried again after as long as it has been parked
   // (1 s to 10 min), so a backlog that will never match costs little and a new one is tried within seconds.
   static const LuaScript s(R"LUA(
 local now = tonumber(ARGV[1])
+local old = redis.call('ZRANGEBYSCORE', 'sd:rcpt:unmatched:at', '-inf', '(' .. (now - tonumber(ARGV[4])), 'LIMIT', 0,
+  tonumber(ARGV[2]))
+for _, k in ipairs(old) do
+  redis.call('HDEL', 'sd:rcpt:unmatched', k)
+  redis.call('ZREM', 'sd:rcpt:unmatched:at', k)
+end
 local keys = redis.call('ZRANGEBYSCORE', 'sd:rcpt:parked:tried', '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 local out = {}
 local given_up = 0
@@ -878,6 +910,7 @@ for _, k in ipairs(keys) do
   local json = redis.call('HGET', 'sd:rcpt:parked', k) or ''
   if now - at > tonumber(ARGV[3]) then
     redis.call('HSET', 'sd:rcpt:unmatched', k, json)
+    redis.call('ZADD', 'sd:rcpt:unmatched:at', now, k)
     redis.call('HDEL', 'sd:rcpt:parked', k)
     redis.call('HDEL', 'sd:rcpt:parked:at', k)
     redis.call('ZREM', 'sd:rcpt:parked:tried', k)
@@ -887,16 +920,19 @@ for _, k in ipairs(keys) do
     out[#out + 1] = {k, json}
   end
 end
-return {out, given_up}
+return {out, given_up, #old}
 )LUA");
-  auto r = pool_.eval(s, {}, {std::to_string(now_ms), std::to_string(limit), std::to_string(give_up_after_ms)});
+  auto r = pool_.eval(s, {},
+                      {std::to_string(now_ms), std::to_string(limit), std::to_string(give_up_after_ms),
+                       std::to_string(forget_after_ms)});
   if (!r.ok()) return r.error();
   ParkedReceipts out;
-  if (r->elements.size() != 2) return unexpected("take_parked_receipts");
+  if (r->elements.size() != 3) return unexpected("take_parked_receipts");
   for (const auto& row : r->elements[0].elements) {
     if (row.elements.size() == 2) out.receipts.emplace_back(row.elements[0].str, row.elements[1].str);
   }
   out.given_up = r->elements[1].integer;
+  out.forgotten = r->elements[2].integer;
   return out;
 }
 

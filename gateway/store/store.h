@@ -11,13 +11,16 @@
 //   sd:case:{<court>|<case>}:unreachable  hash  "<event id>|<recipient id>" -> {event_id, recipient_id, name, role,
 //                                  at}: recipients of the case's events no delivery could be planned for
 //   sd:q:<channel>                 zset   delivery id -> due time (ms); a claim leases it by moving it ahead
-//   sd:inbox:{<user>}              zset   delivery id -> time;  sd:inbox:{<user>}:msg hash id -> message JSON
+//   sd:inbox:{<user>}              zset   delivery id -> time;  sd:inbox:{<user>}:msg hash id -> message JSON;
+//                                  :unread zset (not read yet); :court:<court> and :court:<court>:unread zsets, the
+//                                  same for one court's messages (written once with the message, read removes)
 //   sd:ev:leaves / sd:ev:hashes    list   evidence records (canonical JSON) and their leaf hashes (hex)
 //   sd:ev:dlv:{<id>}               list   evidence leaf indexes of one delivery
 //   sd:bc:{<broadcast>}:counts     hash   status -> deliveries of a broadcast (its deliveries carry field bcast)
 //   sd:cb:{<provider>:<ts>:<nonce>} string SHA-256 of the body a signed callback first came with (TTL 15 min)
 //   sd:rcpt:parked / :parked:at / :parked:tried   receipts naming no known delivery yet (JSON / parked at / next
-//                                  try); sd:rcpt:unmatched: those given up on after 7 days, for an operator
+//                                  try); sd:rcpt:unmatched (+ :at): those given up on after 7 days, kept 30 days
+//                                  for an operator, then deleted
 //
 // Statuses only move forward: ACCEPTED < SENT < DELIVERED < READ < ACKNOWLEDGED;
 // FAILED only from ACCEPTED or SENT; from FAILED only to DELIVERED, READ or ACKNOWLEDGED (the operator
@@ -52,6 +55,7 @@ struct EvidenceLeaf {
 struct ParkedReceipts {
   std::vector<std::pair<std::string, std::string>> receipts;  // receipt key, receipt JSON
   long long given_up = 0;                                     // moved to sd:rcpt:unmatched by this call
+  long long forgotten = 0;  // unmatched receipts deleted by this call (kept long enough; they hold phone numbers)
 };
 
 // A recipient of an event no delivery could be planned for (no route for the role, no contact on its channels).
@@ -141,6 +145,13 @@ struct InboxMessage {
   nlohmann::json json;
 };
 
+// One page of an inbox, newest first, with the counts of the whole list it was taken from.
+struct InboxPage {
+  std::vector<InboxMessage> messages;
+  long long total = 0;   // messages in the list
+  long long unread = 0;  // of those, not read yet
+};
+
 class DeliveryStore {
  public:
   explicit DeliveryStore(RedisPool& pool) : pool_(pool) {}
@@ -195,8 +206,10 @@ class DeliveryStore {
   Status park_receipts(const std::vector<std::pair<std::string, std::string>>& key_and_json, std::int64_t now_ms);
   // Up to `limit` parked receipts due for a try by now_ms, earliest first; each is next due after as long as it
   // has been parked (1 s to 10 min). Those parked longer than give_up_after_ms are moved to sd:rcpt:unmatched
-  // (kept for an operator, no longer tried) and only counted.
-  Result<ParkedReceipts> take_parked_receipts(std::int64_t now_ms, int limit, std::int64_t give_up_after_ms);
+  // (kept for an operator, no longer tried) and only counted. Unmatched ones older than forget_after_ms are
+  // deleted (up to `limit` per call): they are not evidence of any delivery of ours, and they hold phone numbers.
+  Result<ParkedReceipts> take_parked_receipts(std::int64_t now_ms, int limit, std::int64_t give_up_after_ms,
+                                              std::int64_t forget_after_ms);
   Status unpark_receipts(const std::vector<std::string>& keys);
   Result<long long> parked_receipt_count();
   Result<long long> unmatched_receipt_count();  // given up on (sd:rcpt:unmatched)
@@ -224,7 +237,9 @@ class DeliveryStore {
                               std::int64_t now_ms, const std::vector<EvidenceLeaf>& evidence,
                               const std::string& once_field = "", const std::string& history_status = "");
 
-  Result<std::vector<InboxMessage>> inbox(const std::string& app_user, int offset, int limit);
+  // A page of the user's inbox, newest first: every message, or with `court_id` only that court's (the page is
+  // taken from the court's own list, so a court's pages are full and its counts its own).
+  Result<InboxPage> inbox(const std::string& app_user, const std::string& court_id, int offset, int limit);
   Result<std::optional<DeliveryView>> get_delivery(const std::string& id);
   // Just the delivery record and the provider that took it ("" if none yet) of each id, in one round trip;
   // nullopt for an id with no record. What receipt evidence needs, without the history.

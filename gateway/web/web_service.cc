@@ -145,15 +145,13 @@ Result<std::string> WebService::case_json(const Principal& who, const std::strin
 }
 
 Result<std::string> WebService::inbox_json(const std::string& app_user) {
-  auto msgs = store_.inbox(app_user, 0, 100);
-  if (!msgs.ok()) return msgs.error();
+  auto page = store_.inbox(app_user, "", 0, 100);
+  if (!page.ok()) return page.error();
   nlohmann::json items = nlohmann::json::array();
-  int unread = 0;
   const std::int64_t exp = now_s() + options_.inbox_item_link_lifetime_s;
-  for (const auto& m : msgs.value()) {
+  for (const auto& m : page->messages) {
     const auto& j = m.json;
     const bool read = j.value("read_at", 0LL) != 0;
-    if (!read) ++unread;
     nlohmann::json item = {
         {"id", m.id},
         {"title", j.value("title", "")},
@@ -168,8 +166,9 @@ Result<std::string> WebService::inbox_json(const std::string& app_user) {
     if (j.contains("document") && j["document"].is_object()) item["document_title"] = j["document"].value("title", "");
     items.push_back(std::move(item));
   }
-  return nlohmann::json{{"unread", unread}, {"messages", items}}.dump(-1, ' ', false,
-                                                                      nlohmann::json::error_handler_t::replace);
+  // unread and total count the whole inbox; the page shows the newest 100
+  return nlohmann::json{{"unread", page->unread}, {"total", page->total}, {"messages", items}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 Result<bool> WebService::record_open(const DeliveryView& v, const std::string& client, std::int64_t now_ms) {

@@ -59,6 +59,15 @@ class StoreTest : public ::testing::Test {
     return d;
   }
 
+  // Empties a token bucket and moves its last take `ms` back by Redis' clock (the one the bucket uses), so the next
+  // take sees exactly that much refill, without sleeping and hoping the machine keeps time.
+  void set_bucket_taken_ago(const std::string& key, int ms) {
+    auto t = pool_->command({"TIME"});
+    ASSERT_TRUE(t.ok() && t->elements.size() == 2);
+    const long long redis_ms = std::stoll(t->elements[0].str) * 1000 + std::stoll(t->elements[1].str) / 1000;
+    ASSERT_TRUE(pool_->command({"HSET", key, "tokens", "0", "ts", std::to_string(redis_ms - ms)}).ok());
+  }
+
   void record(const std::string& event, std::vector<Delivery> ds, std::int64_t now) {
     EventToRecord e;
     e.event_id = event;
@@ -242,10 +251,11 @@ TEST_F(StoreTest, RateLimitIsSharedThroughRedis) {
   auto second = other.claim_due("sms", now, 30000, 100, 10.0);
   ASSERT_TRUE(second.ok());
   EXPECT_LE(second->size(), 2u);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // Half a second later by Redis' clock (the bucket's last take moved back, not a sleep): 5 tokens at 10/s.
+  set_bucket_taken_ago("sd:rate:sms", 500);
   auto later = other.claim_due("sms", now, 30000, 100, 10.0);
-  EXPECT_GE(later->size(), 3u);
-  EXPECT_LE(later->size(), 7u);
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(later->size(), 5u);
 }
 
 // Pushes arriving together are applied together (group commit); each provider must still get the answer for
@@ -404,6 +414,13 @@ TEST_F(StoreTest, AParkedReceiptIsTriedLessOftenAsItAgesAndSetAsideAfterAWeek) {
   EXPECT_EQ(store_->unmatched_receipt_count().value(), 1) << "kept for an operator";
   EXPECT_EQ(next_try(), -1) << "no longer tried";
   EXPECT_EQ(counters.given_up.load(), 1u);
+  // Kept 30 days for an operator, then deleted: it names no delivery of ours, and it holds a phone number.
+  constexpr std::int64_t kDay = 24LL * 3600'000;
+  ASSERT_TRUE(p.retry_parked(t0 + kWeek + 600'001 + 30 * kDay).ok());
+  EXPECT_EQ(store_->unmatched_receipt_count().value(), 1);
+  ASSERT_TRUE(p.retry_parked(t0 + kWeek + 600'002 + 30 * kDay).ok());
+  EXPECT_EQ(store_->unmatched_receipt_count().value(), 0);
+  EXPECT_EQ(pool_->command({"EXISTS", "sd:rcpt:unmatched:at"})->integer, 0);
 }
 
 TEST_F(StoreTest, AReceiptBeforeItsSendIsRecordedIsParkedThenAppliedOnce) {
@@ -551,10 +568,8 @@ TEST_F(StoreTest, ProviderTokenBucketsAreSharedAndSeparate) {
   DeliveryStore other(*pool_);
   EXPECT_LE(other.take_tokens("sms:aliyun-a", 5.0, 20).value(), 1) << "another instance shares the bucket";
   EXPECT_EQ(other.take_tokens("sms:tencent-b", 5.0, 3).value(), 3) << "each provider has its own";
-  std::this_thread::sleep_for(std::chrono::milliseconds(600));
-  const auto later = store_->take_tokens("sms:aliyun-a", 5.0, 20).value();
-  EXPECT_GE(later, 2);
-  EXPECT_LE(later, 4);
+  set_bucket_taken_ago("sd:rate:sms:aliyun-a", 600);  // 0.6 s later by Redis' clock: 3 tokens at 5/s
+  EXPECT_EQ(store_->take_tokens("sms:aliyun-a", 5.0, 20).value(), 3);
 }
 
 TEST_F(StoreTest, AFiredTimerKeepsItsFallbackEvidenceDueUntilSettledOnce) {
@@ -664,6 +679,48 @@ TEST_F(StoreTest, AReportThatContradictsTheStatusIsKeptWithItsEvidence) {
   EXPECT_EQ(v->history.back().status, "FAILED");
   EXPECT_EQ(v->history.back().at_ms, now + 900);
   EXPECT_NE(v->history.back().detail.find("reported after arrival, status kept"), std::string::npos);
+}
+
+// One lawyer's app inbox holds notices of two courts. A court's key sees only its own: its pages must be full
+// (they used to be cut from the whole inbox and then filtered, so a page could come back short or empty with more
+// to come) and its counts its own. A repeated write (a crash before the send was recorded) must not make a read
+// message unread again.
+TEST_F(StoreTest, AnInboxIsPagedAndCountedPerCourt) {
+  const auto now = now_unix_ms();
+  std::vector<Delivery> ds;
+  for (int i = 0; i < 6; ++i) {
+    Delivery d = make("inb" + std::to_string(i), "inapp");
+    d.address = "lawyer-7";
+    d.court_id = i % 2 == 0 ? "HN-SQ-ZY" : "HN-ZZ-JS";
+    ds.push_back(d);
+  }
+  for (int i = 0; i < 6; ++i) ASSERT_TRUE(store_->write_inbox({ds[i]}, now + i).ok());
+
+  auto first = store_->inbox("lawyer-7", "HN-SQ-ZY", 0, 2);
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->messages.size(), 2u);
+  EXPECT_EQ(first->messages[0].id, ds[4].id);  // newest first
+  EXPECT_EQ(first->messages[1].id, ds[2].id);
+  EXPECT_EQ(first->total, 3);
+  EXPECT_EQ(first->unread, 3);
+  auto second = store_->inbox("lawyer-7", "HN-SQ-ZY", 2, 2);
+  ASSERT_EQ(second->messages.size(), 1u);
+  EXPECT_EQ(second->messages[0].id, ds[0].id);
+  for (const auto& m : second->messages) EXPECT_EQ(m.json["court_id"], "HN-SQ-ZY");
+
+  ASSERT_TRUE(store_->mark_read("lawyer-7", ds[2].id, now + 10).ok());
+  EXPECT_EQ(store_->inbox("lawyer-7", "HN-SQ-ZY", 0, 50)->unread, 2);
+  EXPECT_EQ(store_->inbox("lawyer-7", "HN-ZZ-JS", 0, 50)->unread, 3);
+  auto all = store_->inbox("lawyer-7", "", 0, 50);
+  EXPECT_EQ(all->total, 6);
+  EXPECT_EQ(all->unread, 5);
+  ASSERT_EQ(all->messages.size(), 6u);
+
+  ASSERT_TRUE(store_->write_inbox(ds, now + 20).ok());  // written again
+  all = store_->inbox("lawyer-7", "", 0, 50);
+  EXPECT_EQ(all->total, 6);
+  EXPECT_EQ(all->unread, 5) << "a read message stays read";
+  EXPECT_EQ(store_->inbox("lawyer-7", "HN-OTHER", 0, 50)->total, 0);
 }
 
 }  // namespace

@@ -78,13 +78,12 @@ std::string channels_yaml(bool with_codes = true) {
 
 TEST(ConfigLoad, EmptyFileGivesEveryDefault) {
   const Config c = load_ok("");
-  const Config d;
-  EXPECT_EQ(c.kafka.brokers, d.kafka.brokers);
+  EXPECT_EQ(c.kafka.brokers, "127.0.0.1:9092");
   EXPECT_EQ(c.kafka.topic, "court.case-events");
   EXPECT_EQ(c.kafka.dlq_topic, "court.case-events.dlq");
   EXPECT_EQ(c.kafka.batch_max, 500);
   EXPECT_EQ(c.kafka.max_event_bytes, 1024u * 1024u);
-  EXPECT_EQ(c.redis.url, d.redis.url);
+  EXPECT_EQ(c.redis.url, "redis://127.0.0.1:6379/0");
   EXPECT_EQ(c.http.listen, "127.0.0.1:8080");
   EXPECT_EQ(c.dispatch.lease_ms, 30000);
   EXPECT_THAT(c.routes, IsEmpty());
@@ -441,12 +440,14 @@ TEST(ConfigLoad, SecretsAreRefusedWherever) {
   EXPECT_EQ(issues[0].line, 3);
   EXPECT_EQ(issues[0].column, 3);
   EXPECT_THAT(issues[0].message,
-              HasSubstr("redis.password: secrets do not belong in YAML; set SONGDA_REDIS_PASSWORD in the environment "
-                        "or point to a file"));
+              HasSubstr("redis.password: secrets do not belong in YAML; set SONGDA_REDIS_PASSWORD in the environment"));
   EXPECT_EQ(issues[1].line, 6);
-  EXPECT_THAT(issues[1].message, HasSubstr("kafka.properties.sasl.password: secrets do not belong in YAML"));
+  EXPECT_THAT(issues[1].message, HasSubstr("kafka.properties.sasl.password: secrets do not belong in YAML; set "
+                                           "SONGDA_KAFKA_SASL_PASSWORD in the environment"));
   EXPECT_EQ(issues[2].line, 7);
-  EXPECT_THAT(issues[2].message, HasSubstr("sms_api_key: secrets do not belong in YAML; set SONGDA_SMS_API_KEY"));
+  EXPECT_THAT(issues[2].message,
+              HasSubstr("sms_api_key: secrets do not belong in YAML; Songda reads its secrets from the "
+                        "environment only"));
   EXPECT_EQ(issues[6].line, 9);
   EXPECT_EQ(issues[6].column, 6);
   EXPECT_THAT(issues[6].message, HasSubstr("routes[0].token: secrets do not belong in YAML"));
@@ -576,8 +577,33 @@ TEST(ConfigEnv, UnsetOrEmptyVariablesChangeNothing) {
   apply_env_overrides(
       c, [](const char* name) -> const char* { return std::string(name) == "SONGDA_KAFKA_BROKERS" ? "" : nullptr; });
   EXPECT_EQ(c.kafka.brokers, "file:9092");
-  EXPECT_EQ(c.redis.url, Config{}.redis.url);
+  EXPECT_EQ(c.redis.url, "redis://127.0.0.1:6379/0");
   EXPECT_EQ(c.http.listen, "127.0.0.1:8080");
+  EXPECT_THAT(c.kafka.properties, IsEmpty());
+}
+
+// A Kafka that needs a password: the check refuses it in YAML and names a variable; that variable is the one read,
+// and its value reaches librdkafka's settings (before, nothing read it, so such a Kafka could not be configured).
+TEST(ConfigEnv, KafkaSecretsComeFromTheVariableTheCheckNames) {
+  const auto issues = load_bad("kafka:\n  properties:\n    sasl.password: hunter2\n");
+  ASSERT_THAT(issues, SizeIs(1)) << dump(issues);
+  const std::string& m = issues[0].message;
+  const auto at = m.find("SONGDA_");
+  ASSERT_NE(at, std::string::npos) << m;
+  const std::string variable = m.substr(at, m.find(' ', at) - at);
+  EXPECT_EQ(variable, "SONGDA_KAFKA_SASL_PASSWORD");
+
+  Config c = load_ok("kafka:\n  properties: {security.protocol: SASL_SSL, sasl.mechanisms: PLAIN, sasl.username: u}\n");
+  const std::map<std::string, std::string> env = {
+      {variable, "s3cret"}, {"SONGDA_KAFKA_SSL_KEY_PASSWORD", "k3y"}, {"SONGDA_KAFKA_SSL_KEYSTORE_PASSWORD", ""}};
+  apply_env_overrides(c, [&env](const char* name) -> const char* {
+    const auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  });
+  EXPECT_EQ(c.kafka.properties.at("sasl.password"), "s3cret");
+  EXPECT_EQ(c.kafka.properties.at("ssl.key.password"), "k3y");
+  EXPECT_EQ(c.kafka.properties.at("sasl.username"), "u");
+  EXPECT_EQ(c.kafka.properties.count("ssl.keystore.password"), 0u);  // empty: not set
 }
 
 }  // namespace

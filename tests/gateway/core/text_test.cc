@@ -177,6 +177,29 @@ TEST(Rfc3339Utc, InstantsBeforeTheEpoch) {
   EXPECT_EQ(rfc3339_utc(-1000), "1969-12-31T23:59:59.000Z");
 }
 
+// http.listen: what config check accepts is what the server binds. "[::1]:8080" used to pass the check and then
+// fail to bind, because the server's own parser kept the brackets in the host.
+TEST(HostPort, IPv6IsBoundWithoutItsBracketsAndShownWithThem) {
+  const auto v6 = parse_host_port("[::1]:8080");
+  ASSERT_TRUE(v6.has_value());
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->port, 8080);
+  EXPECT_EQ(v6->authority(), "[::1]:8080");
+  const auto v4 = parse_host_port("0.0.0.0:0");
+  ASSERT_TRUE(v4.has_value());
+  EXPECT_EQ(v4->host, "0.0.0.0");
+  EXPECT_EQ(v4->port, 0);
+  EXPECT_EQ(v4->authority(), "0.0.0.0:0");
+  EXPECT_EQ(parse_host_port("gateway.court.example:443")->host, "gateway.court.example");
+}
+
+TEST(HostPort, RefusesWhatCannotBeBound) {
+  for (const char* bad : {"8080", "localhost", ":8080", "::1:8080", "[::1]8080", "[]:80", "[::1:80", "host:99999",
+                          "host:", "host:8o", "a b:80", "[[::1]]:80"}) {
+    EXPECT_FALSE(parse_host_port(bad).has_value()) << bad;
+  }
+}
+
 TEST(NowUnixMs, IsAfter2024) { EXPECT_GT(now_unix_ms(), 1704067200000); }
 
 TEST(ResourcePath, FindsTheShippedSchema) {

@@ -336,7 +336,10 @@ TEST_F(LedgerRedis, OnlyTheLeaseHolderSignsAndAnotherTakesOverWhenTheLeaseExpire
   EXPECT_EQ(pool_->command({"LLEN", kCheckpointsKey})->integer, 2);
   // stop() gives the lease up at once: A takes over without waiting for the TTL.
   b->start();
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (b->stats().signed_checkpoints < 2 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   b->stop();
   EXPECT_FALSE(b->is_leader());
   EXPECT_EQ(pool_->command({"EXISTS", kLeaseKey})->integer, 0);
@@ -909,6 +912,24 @@ TEST_F(Pipeline, AFallbackWhoseEvidenceCannotBeMadeIsSettledAndDoesNotStopTheOth
   auto leaf = pool_->command({"LINDEX", kLeavesKey, std::to_string(other.value()->evidence_indexes.back())});
   ASSERT_TRUE(leaf.ok());
   EXPECT_EQ(Json::parse(leaf->str)["type"], "FALLBACK");
+}
+
+// The config check accepts "[::1]:8080"; the server must then bind it (it used to keep the brackets in the host).
+TEST_F(Pipeline, TheApiListensOnAnIPv6Address) {
+  HttpConfig http;
+  http.listen = "[::1]:0";
+  http.threads = 2;
+  ApiKeys keys;
+  keys.add_key(kCourt, "court-key-HN-SQ-ZY-0123456789abcdef");
+  ApiServer server(http, *store_, keys, HealthProbes{}, [] { return std::string(); });
+  ASSERT_NO_THROW(server.start());
+  EXPECT_EQ(server.host(), "::1");
+  EXPECT_EQ(server.authority(), "[::1]:" + std::to_string(server.port()));
+  httplib::Client client("::1", server.port());
+  auto r = client.Get("/v1/deliveries/sd-anything");
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 401) << r->body;  // the API answered, and asked for a key
+  server.stop();
 }
 
 TEST_F(Pipeline, HttpRoutes) {
