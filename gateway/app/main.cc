@@ -26,15 +26,28 @@ usage:
                                       the whole pipeline on an in-process Kafka and the Redis
                                       named by SONGDA_REDIS_URL; prints what happened
   songda config check FILE            report every problem in a config file (file:line:column)
-  songda verify BUNDLE --pubkey FILE [--document FILE] [--since CHECKPOINT --consistency PROOF] [--tsa-ca FILE]
-                                      check a proof of service offline; exit 0 only when every check holds
+  songda verify BUNDLE --pubkey FILE [--document FILE] [--since CHECKPOINT --consistency PROOF]
+                [--tsa-ca FILE] [--json]
+                                      check a proof of service offline (--json: the checks as JSON);
+                                      exit 0 when every check holds, 1 when one fails, 2 when it cannot run
   songda keygen --out DIR             make the court's evidence signing key (court.key, mode 0600) and court.pub
-  songda ledger check [...]           recompute the evidence log from its stored leaves and compare
+  songda ledger check [--redis URL] [--pubkey FILE] [--repair-levels] [--json]
+                                      recompute the evidence log in Redis (SONGDA_REDIS_URL unless --redis)
+                                      from its stored records and compare hashes, tree levels and checkpoints
+                                      (their signatures too with --pubkey); --repair-levels rewrites the tree
+                                      levels sd:ev:lvl:* from the leaf hashes; exit 0 OK, 1 mismatch, 2 error
   songda version
 
-environment: SONGDA_KAFKA_BROKERS, SONGDA_REDIS_URL, SONGDA_REDIS_PASSWORD, SONGDA_HTTP_LISTEN, SONGDA_PUBLIC_BASE_URL,
-             SONGDA_API_KEYS_FILE, SONGDA_API_KEYS, SONGDA_ADMIN_TOKEN, SONGDA_LINK_SECRET, SONGDA_LOG_LEVEL,
-             SONGDA_CALLBACK_KEY, SONGDA_EVIDENCE_KEY_FILE, SONGDA_EVIDENCE_SALT, provider keys (see README)
+environment (README.md, "Environment"):
+  SONGDA_KAFKA_BROKERS, SONGDA_REDIS_URL, SONGDA_HTTP_LISTEN, SONGDA_PUBLIC_BASE_URL (override the config file)
+  SONGDA_KAFKA_SASL_PASSWORD, SONGDA_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET, SONGDA_KAFKA_SASL_OAUTHBEARER_CONFIG,
+  SONGDA_KAFKA_SSL_KEY_PASSWORD, SONGDA_KAFKA_SSL_KEYSTORE_PASSWORD (librdkafka secrets, into kafka.properties)
+  SONGDA_REDIS_PASSWORD, SONGDA_API_KEYS_FILE, SONGDA_API_KEYS, SONGDA_ADMIN_TOKEN, SONGDA_LINK_SECRET,
+  SONGDA_CALLBACK_KEY, SONGDA_EVIDENCE_KEY_FILE, SONGDA_EVIDENCE_SALT, SONGDA_EVIDENCE_ORIGIN,
+  SONGDA_EVIDENCE_CHECKPOINT_MS, SONGDA_DOCUMENT_DIR, SONGDA_HOME, SONGDA_LOG_LEVEL, provider keys
+`songda run` needs SONGDA_PUBLIC_BASE_URL (or http.public_base_url), SONGDA_LINK_SECRET, SONGDA_EVIDENCE_KEY_FILE,
+SONGDA_EVIDENCE_SALT, SONGDA_CALLBACK_KEY (16+ characters) when SMS providers are configured, and the keys
+each configured channel requires.
 )";
 
 std::string option(std::vector<std::string>& args, const std::string& name, const std::string& fallback) {
@@ -126,7 +139,7 @@ int main(int argc, char** argv) {
     if (cmd == "keygen") return songda::ledger::run_keygen(args, std::cout);
     if (cmd == "ledger") {
       if (args.empty() || args[0] != "check") {
-        std::cerr << "usage: songda ledger check [...]\n";
+        std::cerr << "usage: songda ledger check [--redis URL] [--pubkey FILE] [--repair-levels] [--json]\n";
         return 2;
       }
       args.erase(args.begin());
