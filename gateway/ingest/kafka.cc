@@ -195,6 +195,8 @@ Status KafkaConsumer::commit() {
   return ok_status();
 }
 
+bool KafkaConsumer::has_been_assigned() const { return impl_->group.assigned.load(); }
+
 void KafkaConsumer::close() {
   if (impl_ == nullptr || impl_->closed || !impl_->rk) return;
   impl_->closed = true;

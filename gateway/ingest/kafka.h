@@ -58,6 +58,8 @@ class KafkaConsumer {
   // Leaves the group cleanly (commits stored offsets). Idempotent. A consumer whose group has not given it its
   // first assignment yet waits for it first (at most 10 s; see kafka.cc for the librdkafka bug this avoids).
   void close();
+  // True once the group has given this consumer its first assignment (possibly of no partition).
+  [[nodiscard]] bool has_been_assigned() const;
 
  private:
   void await_first_assignment();
