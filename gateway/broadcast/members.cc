@@ -12,7 +12,10 @@ namespace {
 
 using Json = nlohmann::json;
 
+// std::regex matches recursively, one stack frame per character: text longer than any of these fields may be is
+// refused before it reaches the regex (a long enough value would overflow the stack).
 bool matches(const std::string& s, const char* pattern) {
+  if (s.size() > 1024) return false;
   static thread_local std::map<std::string, std::regex> cache;
   auto it = cache.find(pattern);
   if (it == cache.end()) it = cache.emplace(pattern, std::regex(pattern, std::regex::ECMAScript)).first;
@@ -268,10 +271,18 @@ Result<std::vector<std::vector<std::string>>> parse_csv(std::string_view text) {
       row.push_back(std::move(cell));
       cell.clear();
       was_quoted = false;
+      if (row.size() >= kMaxCsvFields) {
+        return Error::permanent("invalid_csv", "line " + std::to_string(line) + ": more than " +
+                                                   std::to_string(kMaxCsvFields) + " fields");
+      }
     } else if (ch == '\r' && i + 1 < text.size() && text[i + 1] == '\n') {
       continue;
     } else if (ch == '\n') {
       end_row();
+      if (rows.size() > kMaxImportRows + 1) {
+        return Error::permanent("too_large", "at most " + std::to_string(kMaxImportRows) +
+                                                 " members per import; hint: split the file");
+      }
       ++line;
     } else if (ch == '"' && cell.empty() && !was_quoted) {
       quoted = true;

@@ -30,6 +30,9 @@ namespace songda::broadcast {
 
 inline constexpr std::size_t kMaxMembersPerGroup = 100000;
 inline constexpr std::size_t kMaxImportRows = 50000;
+// Fields in one CSV line: a file has at most the 12 known columns; parsing stops beyond this (a body of commas
+// would otherwise become millions of strings before any check).
+inline constexpr std::size_t kMaxCsvFields = 32;
 
 // A member is a Recipient (the planner's input) plus the firm.
 struct Member {
@@ -68,7 +71,8 @@ Result<ParsedMembers> parse_members_json(std::string_view body);
 // columns, too many rows) are an Error (invalid_csv, invalid_utf8, too_large); bad rows are listed in errors.
 Result<ParsedMembers> parse_members_csv(std::string_view body);
 
-// RFC 4180 records of a CSV text. Error invalid_csv (unterminated quote, text after a closing quote), naming the line.
+// RFC 4180 records of a CSV text. Error invalid_csv (unterminated quote, text after a closing quote, more than
+// kMaxCsvFields fields), naming the line; too_large (more than kMaxImportRows rows after the header).
 Result<std::vector<std::vector<std::string>>> parse_csv(std::string_view text);
 
 }  // namespace songda::broadcast

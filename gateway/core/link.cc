@@ -44,4 +44,32 @@ std::string link_secret_from_environment(const std::function<const char*(const c
   return secret;
 }
 
+std::string strip_links(std::string text) {
+  auto url_char = [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u > 0x20 && u < 0x7f && c != '"' && c != '<' && c != '>';
+  };
+  std::size_t from = 0;
+  while (true) {
+    const auto http = text.find("http", from);
+    if (http == std::string::npos) break;
+    if (text.compare(http, 7, "http://") != 0 && text.compare(http, 8, "https://") != 0) {
+      from = http + 4;
+      continue;
+    }
+    auto end = http;
+    while (end < text.size() && url_char(text[end])) ++end;
+    const std::string url = text.substr(http, end - http);
+    if (url.find("/r/") == std::string::npos) {
+      from = end;
+      continue;
+    }
+    if (end < text.size() && text[end] == ' ') ++end;
+    text.erase(http, end - http);
+    from = http;
+  }
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\n')) text.pop_back();
+  return text;
+}
+
 }  // namespace songda

@@ -26,4 +26,8 @@ Result<LinkClaims> verify_link_token(const std::string& secret, const std::strin
 // a key made up at start-up would all be refused as forged after a restart, or by another instance.
 std::string link_secret_from_environment(const std::function<const char*(const char*)>& getenv);
 
+// Removes every party link ("http(s)://…/r/<token>") from a message text: for a page that already is that link, and
+// for readers who must not hold it (a party link lets whoever has it record READ and ACKNOWLEDGED).
+std::string strip_links(std::string text);
+
 }  // namespace songda

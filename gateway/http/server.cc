@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "gateway/core/contain.h"
+#include "gateway/core/link.h"
 #include "gateway/core/text.h"
 
 namespace songda {
@@ -172,7 +173,14 @@ void ApiServer::add_routes() {
     auto page = store_.inbox(req.matches[1], who->admin ? std::string() : who->court_id, offset, limit);
     if (!page.ok()) return send_error(res, 503, page.error().code, page.error().message);
     nlohmann::json items = nlohmann::json::array();
-    for (auto& m : page->messages) items.push_back(std::move(m.json));
+    for (auto& m : page->messages) {
+      // The text holds the recipient's party link: opening it and pressing its buttons records READ and
+      // ACKNOWLEDGED, the recipient's own acts. Only the app's back end (the operator token) gets it.
+      if (!who->admin && m.json.contains("text") && m.json["text"].is_string()) {
+        m.json["text"] = strip_links(m.json["text"].get<std::string>());
+      }
+      items.push_back(std::move(m.json));
+    }
     nlohmann::json body = {{"app_user", std::string(req.matches[1])},
                            {"messages", std::move(items)},
                            {"total", page->total},

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -31,10 +32,66 @@ std::string join_path(const std::vector<std::string>& context) {
   return out.empty() ? "<root>" : out;
 }
 
+// valijson tries "pattern" (and "format") with std::regex, which libstdc++ runs recursively, one stack frame per
+// character: a string of some tens of thousands of characters in such a field overflows the stack. That would be a
+// crash on one event, and on every instance that takes its partition after it. Those fields are short by nature, so
+// each is checked for length first, against its maxLength, at most kPatternedMax, and refused without the regex.
+constexpr std::size_t kPatternedMax = 1024;
+
+struct BoundedField {
+  std::vector<std::string> path;  // property names; "[]" for every item of an array
+  std::size_t max_chars = kPatternedMax;
+};
+
+// The schema's fields under "properties" and array "items" that carry a pattern or a format.
+void collect_bounded(const nlohmann::json& schema, std::vector<std::string>& path, std::vector<BoundedField>& out) {
+  if (!schema.is_object()) return;
+  if (schema.contains("pattern") || schema.contains("format")) {
+    BoundedField f{path, kPatternedMax};
+    if (const auto m = schema.find("maxLength"); m != schema.end() && m->is_number_unsigned()) {
+      f.max_chars = std::min(f.max_chars, m->get<std::size_t>());
+    }
+    out.push_back(std::move(f));
+  }
+  if (const auto p = schema.find("properties"); p != schema.end() && p->is_object()) {
+    for (const auto& [name, sub] : p->items()) {
+      path.push_back(name);
+      collect_bounded(sub, path, out);
+      path.pop_back();
+    }
+  }
+  if (const auto items = schema.find("items"); items != schema.end() && items->is_object()) {
+    path.emplace_back("[]");
+    collect_bounded(*items, path, out);
+    path.pop_back();
+  }
+}
+
+// The first value at `f`'s path (in `node`, from path[i] on) longer than it may be, as "[a][0][b]"; nullopt if none.
+std::optional<std::string> too_long(const nlohmann::json& node, const BoundedField& f, std::size_t i) {
+  if (i == f.path.size()) {
+    if (node.is_string() && utf8_length(node.get_ref<const std::string&>()) > f.max_chars) return std::string();
+    return std::nullopt;
+  }
+  if (f.path[i] == "[]") {
+    if (!node.is_array()) return std::nullopt;
+    for (std::size_t k = 0; k < node.size(); ++k) {
+      if (auto rest = too_long(node[k], f, i + 1)) return "[" + std::to_string(k) + "]" + *rest;
+    }
+    return std::nullopt;
+  }
+  if (!node.is_object()) return std::nullopt;
+  const auto it = node.find(f.path[i]);
+  if (it == node.end()) return std::nullopt;
+  if (auto rest = too_long(*it, f, i + 1)) return "[" + f.path[i] + "]" + *rest;
+  return std::nullopt;
+}
+
 }  // namespace
 
 struct EventValidator::Impl {
   valijson::Schema schema;
+  std::vector<BoundedField> bounded;
 };
 
 EventValidator::EventValidator(const std::string& schema_path, std::size_t max_bytes)
@@ -49,6 +106,8 @@ EventValidator::EventValidator(const std::string& schema_path, std::size_t max_b
     valijson::SchemaParser parser;
     valijson::adapters::NlohmannJsonAdapter adapter(doc);
     parser.populateSchema(adapter, impl_->schema);
+    std::vector<std::string> path;
+    collect_bounded(doc, path, impl_->bounded);
   } catch (const std::exception& e) {
     throw StartupError("event schema " + schema_path + " cannot be compiled: " + e.what());
   }
@@ -82,6 +141,14 @@ Result<CaseEvent> EventValidator::validate(std::string_view bytes) const {
   const auto rec_it = doc.find("recipients");
   if (rec_it == doc.end() || !rec_it->is_array() || rec_it->empty()) {
     return Error::permanent("no_recipients", "event has no recipients; at least one is required");
+  }
+
+  for (const auto& f : impl_->bounded) {
+    if (const auto where = too_long(doc, f, 0)) {
+      return Error::permanent("schema", "event does not match songda.case-event/v1: <root>" + *where +
+                                            ": String should be no more than " + std::to_string(f.max_chars) +
+                                            " characters in length");
+    }
   }
 
   // One validator per thread, kept: it caches the compiled std::regex of every "pattern" in the schema.

@@ -72,34 +72,6 @@ Page token_error_page(const Error& error) {
                       "如有疑问，请联系法院。");
 }
 
-std::string strip_links(std::string text) {
-  auto url_char = [](char c) {
-    const auto u = static_cast<unsigned char>(c);
-    return u > 0x20 && u < 0x7f && c != '"' && c != '<' && c != '>';
-  };
-  std::size_t from = 0;
-  while (true) {
-    const auto http = text.find("http", from);
-    if (http == std::string::npos) break;
-    if (text.compare(http, 7, "http://") != 0 && text.compare(http, 8, "https://") != 0) {
-      from = http + 4;
-      continue;
-    }
-    auto end = http;
-    while (end < text.size() && url_char(text[end])) ++end;
-    const std::string url = text.substr(http, end - http);
-    if (url.find("/r/") == std::string::npos) {
-      from = end;
-      continue;
-    }
-    if (end < text.size() && text[end] == ' ') ++end;
-    text.erase(http, end - http);
-    from = http;
-  }
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\n')) text.pop_back();
-  return text;
-}
-
 std::string beijing_minute(std::int64_t unix_ms) {
   const std::string t = rfc3339_utc(unix_ms + 8LL * 3600 * 1000);  // "YYYY-MM-DDTHH:MM:SS.mmmZ" shifted to UTC+8
   return t.substr(0, 10) + " " + t.substr(11, 5) + "（北京时间）";

@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include "gateway/core/event.h"
+#include "gateway/core/link.h"
 #include "gateway/core/result.h"
 
 namespace songda::web {
@@ -64,9 +65,6 @@ std::string render_party_landing(const PartyNotice& n);
 // was CANCELLED (nothing can be recorded on it). Before that, GET shows the landing; a FAILED delivery too, since
 // the recipient opening it records READ all the same.
 bool party_notice_opened(std::string_view status);
-
-// Removes every party link ("http(s)://…/r/<token>") from a message text: the page already is that link.
-std::string strip_links(std::string text);
 
 // Security headers of the HTML pages. Party and console pages: scripts and styles only from this origin.
 inline constexpr const char* kPageCsp =

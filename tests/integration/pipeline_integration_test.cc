@@ -335,6 +335,13 @@ TEST_F(PipelineTest, InboxReadApiAndCourtScopedAuthorization) {
   EXPECT_EQ(ij["unread"], 1);
   EXPECT_NE(ij["messages"][0]["text"].get<std::string>().find("当事人0"), std::string::npos);
   EXPECT_EQ(nlohmann::json::parse(cli.Get("/v1/inbox/u-42-0", other)->body)["messages"].size(), 0u);
+  // The message's party link records READ and ACKNOWLEDGED when opened: a court key does not get it (a clerk could
+  // otherwise make the recipient's acts), the app's back end does.
+  EXPECT_EQ(ij["messages"][0]["text"].get<std::string>().find("/r/"), std::string::npos) << ij.dump();
+  const auto for_app = nlohmann::json::parse(
+      cli.Get("/v1/inbox/u-42-0", {{"Authorization", "Bearer operator-token-0123456789"}})->body);
+  ASSERT_EQ(for_app["messages"].size(), 1u);
+  EXPECT_NE(for_app["messages"][0]["text"].get<std::string>().find("/r/"), std::string::npos) << for_app.dump();
 
   // Only the app's back end (the operator token) reports that the recipient opened it: a READ is legal evidence.
   const httplib::Headers app_back_end{{"Authorization", "Bearer operator-token-0123456789"}};

@@ -83,6 +83,21 @@ TEST(Import, WholeFileProblemsAreErrors) {
   EXPECT_EQ(parse_members_json("{\"people\": []}").error().code, "invalid_json");
 }
 
+// An import is refused while it is parsed, before it takes memory out of proportion to its size: a line of 8 MiB of
+// commas was millions of strings first; and a huge value never reaches a regex (std::regex recurses per character).
+TEST(Import, OversizedInputIsRefusedWhileParsing) {
+  EXPECT_EQ(parse_csv("id,name\n" + std::string(8 * 1024 * 1024, ',') + "\n").error().code, "invalid_csv");
+  std::string rows = "id,name,consent_basis\n";
+  for (std::size_t i = 0; i <= kMaxImportRows; ++i) rows += "L" + std::to_string(i) + ",x,none\n";
+  EXPECT_EQ(parse_members_csv(rows).error().code, "too_large");
+  Json m = member("L1");
+  m["contacts"]["email"] = std::string(500'000, 'a') + "@x.cn";
+  auto parsed = parse_members_json(Json{{"members", {m}}}.dump());
+  ASSERT_TRUE(parsed.ok());
+  ASSERT_EQ(parsed->errors.size(), 1u);
+  EXPECT_EQ(parsed->errors[0].field, "contacts.email");
+}
+
 TEST(Import, JsonRowsCheckedOneByOne) {
   Json bad = member("L2");
   bad["contacts"]["fax"] = "123";

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -185,6 +186,38 @@ TEST_F(ValidatorTest, BadDocumentDigestIsASchemaErrorNamingThePath) {
   // 63 hex digits.
   j["document"]["sha256"] = std::string(63, 'a');
   expect_error(check(j), "schema");
+}
+
+// valijson tries a "pattern" with std::regex, which libstdc++ runs one stack frame per character: a patterned field
+// of some tens of thousands of characters overflowed the stack, and the crash came back on every instance that took
+// the partition. Within the 1 MiB event limit, each such field is now refused by its length, by name.
+TEST_F(ValidatorTest, AHugeValueInAPatternedFieldIsRefusedNotACrash) {
+  const EventValidator production(EventValidator::default_schema_path(), 1024 * 1024);
+  const std::string huge(500'000, 'a');
+  const std::string digits(500'000, '1');
+  struct Case {
+    std::function<void(json&)> set;
+    std::string path;
+  };
+  const std::vector<Case> cases = {
+      {[&](json& j) { j["event_id"] = huge; }, "[event_id]"},
+      {[&](json& j) { j["occurred_at"] = digits; }, "[occurred_at]"},
+      {[&](json& j) { j["document"]["sha256"] = huge; }, "[document][sha256]"},
+      {[&](json& j) { j["recipients"][1]["contacts"]["mobile"] = digits; }, "[recipients][1][contacts][mobile]"},
+      {[&](json& j) { j["recipients"][0]["contacts"]["app_user"] = huge; }, "[recipients][0][contacts][app_user]"},
+      {[&](json& j) { j["recipients"][1]["contacts"]["email"] = huge + "@x.cn"; }, "[recipients][1][contacts][email]"},
+  };
+  for (const auto& c : cases) {
+    json j = valid_event();
+    c.set(j);
+    const auto r = production.validate(j.dump());
+    expect_error(r, "schema");
+    EXPECT_THAT(r.error().message, HasSubstr(c.path));
+  }
+  // Long text where no pattern applies is still taken (a template parameter, within the event limit).
+  json j = valid_event();
+  j["params"]["notice_text"] = std::string(300'000, 'x');
+  EXPECT_TRUE(production.validate(j.dump()).ok());
 }
 
 TEST_F(ValidatorTest, MissingCourtIsASchemaErrorNamingCourt) {
