@@ -325,7 +325,8 @@ SendOutcome EmailChannel::send_one(const Delivery& d) {
   }
   const std::string server_said = last_reply(transcript.lines, 0, std::to_string(smtp_code));
   if (smtp_code >= 500 && smtp_code <= 599) {
-    spdlog::info("email: delivery {} to {} refused: {}", d.id, mask_email(d.address), server_said);
+    spdlog::info("email: delivery {} to {} refused: {}", d.id, mask_email(d.address),
+                 mask_personal_data(mask_address_in(server_said, "email", d.address)));
     SendOutcome o = outcome(Kind::kPermanent, std::to_string(smtp_code), server_said);
     o.raw = server_said;
     return o;

@@ -101,6 +101,7 @@ int run_demo(const DemoOptions& opts) {
 
   const char* admin_env = std::getenv("SONGDA_ADMIN_TOKEN");
   std::string admin = admin_env != nullptr ? admin_env : "";
+  const bool admin_from_env = !admin.empty();  // then never printed: it may be a real deployment's token
   if (admin.empty()) {
     admin = "demo-" + to_hex(random_bytes(12));
     setenv("SONGDA_ADMIN_TOKEN", admin.c_str(), 1);
@@ -358,9 +359,10 @@ int run_demo(const DemoOptions& opts) {
       settled && dlq.size() == expected_dlq && c.duplicates.load() == 1 && !opened.empty() && verified && broadcast_ok;
   if (opts.serve) {
     const std::string base = "http://" + app.http().authority();
-    std::cout << "\nServing. Try:\n  curl -H 'Authorization: Bearer " << admin << "' " << base << "/v1/deliveries/"
-              << (views.empty() ? std::string("ID") : views.front().delivery.id) << "\n  curl " << base
-              << "/readyz\n  curl " << base << "/metrics\n";
+    const std::string shown_admin = admin_from_env ? std::string("$SONGDA_ADMIN_TOKEN") : admin;
+    std::cout << "\nServing. Try:\n  curl -H \"Authorization: Bearer " << shown_admin << "\" " << base
+              << "/v1/deliveries/" << (views.empty() ? std::string("ID") : views.front().delivery.id) << "\n  curl "
+              << base << "/readyz\n  curl " << base << "/metrics\n";
     std::string console_case = "(2026)豫14民初123号";
     for (const auto& v : views) {
       if (v.delivery.court_id == console_court) {
@@ -370,7 +372,8 @@ int run_demo(const DemoOptions& opts) {
     }
     std::cout << "\nClerk console (in a browser): " << base << "/console/\n  sign in with the API key of "
               << console_court << ": " << (court_key.empty() ? std::string("(from SONGDA_API_KEYS)") : court_key)
-              << "\n  or the operator token: " << admin << "\n  then search the case number " << console_case << "\n";
+              << "\n  or the operator token: " << shown_admin << "\n  then search the case number " << console_case
+              << "\n";
     // A message that really went out (not a held fallback), with a document; SMS preferred, the console's court.
     const DeliveryView* party = nullptr;
     for (const auto& v : views) {

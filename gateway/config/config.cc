@@ -699,6 +699,10 @@ void read_kafka(Checker& c, const YAML::Node& key, const YAML::Node& node, Kafka
                     const std::string name = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
                     const std::string path = "kafka.properties." + name;
                     if (is_secret_key(name)) continue;  // reported by find_secrets
+                    if (is_kafka_secret(name)) {        // a private key, an OAuth config: secrets all the same
+                      c.add(kv.first.Mark(), secret_message(path, "kafka", name));
+                      continue;
+                    }
                     if (name.empty()) {
                       c.add(kv.first.Mark(), "kafka.properties: keys must be librdkafka setting names");
                       continue;
@@ -1060,6 +1064,12 @@ std::optional<std::string> read_endpoint(Checker& c, const YAML::Node& key, cons
     c.add(v.Mark(), path +
                         ": must not carry a user or password; keys come from the environment variables named by "
                         "credentials_env");
+    return std::nullopt;
+  }
+  if (url->scheme == "http" && !is_loopback_host(url->host)) {
+    c.add(v.Mark(), path +
+                        ": http:// would carry the signed requests, access tokens, parties' numbers and messages to " +
+                        url->host + " in clear text; use https:// (http:// is only for a simulator on loopback)");
     return std::nullopt;
   }
   std::string out(trim(*s));
@@ -1878,6 +1888,12 @@ void read_email(Checker& c, const YAML::Node& key, const YAML::Node& node, Email
       c.add(url_value->Mark(), path + ".smtp_url: the user name belongs in " + e.credentials_env +
                                    "_USER in the environment, not in the URL");
     }
+  }
+  if (e.starttls == "optional" && url->scheme == "smtp" && !is_loopback_host(url->host) && starttls_value) {
+    c.add(starttls_value->Mark(),
+          path + ".starttls: 'optional' sends mail to " + url->host +
+              " in clear text whenever STARTTLS is not offered, and anyone on the way can remove the offer; use "
+              "required, or smtps:// on port 465");
   }
   if (e.starttls == "none" && url->scheme == "smtp" && !is_loopback_host(url->host) && starttls_value) {
     c.add(starttls_value->Mark(),

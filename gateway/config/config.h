@@ -198,10 +198,10 @@ ConfigLoad load_config_text(const std::string& yaml, const std::string& file_nam
 
 // The librdkafka settings that hold secrets. They are refused in YAML and taken from the environment instead:
 // SONGDA_KAFKA_SASL_PASSWORD, SONGDA_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET, SONGDA_KAFKA_SASL_OAUTHBEARER_CONFIG,
-// SONGDA_KAFKA_SSL_KEY_PASSWORD, SONGDA_KAFKA_SSL_KEYSTORE_PASSWORD (kafka_secret_env).
-inline constexpr std::array<std::string_view, 5> kKafkaSecretProperties = {
-    "sasl.password", "sasl.oauthbearer.client.secret", "sasl.oauthbearer.config", "ssl.key.password",
-    "ssl.keystore.password"};
+// SONGDA_KAFKA_SSL_KEY_PASSWORD, SONGDA_KAFKA_SSL_KEYSTORE_PASSWORD, SONGDA_KAFKA_SSL_KEY_PEM (kafka_secret_env).
+inline constexpr std::array<std::string_view, 6> kKafkaSecretProperties = {
+    "sasl.password",    "sasl.oauthbearer.client.secret", "sasl.oauthbearer.config",
+    "ssl.key.password", "ssl.keystore.password",          "ssl.key.pem"};
 std::string kafka_secret_env(std::string_view property);
 
 // Applies SONGDA_KAFKA_BROKERS, SONGDA_REDIS_URL, SONGDA_HTTP_LISTEN, SONGDA_PUBLIC_BASE_URL, and the Kafka secrets

@@ -1,6 +1,7 @@
 #include "gateway/core/text.h"
 
 #include <algorithm>
+#include <cctype>
 #include <ctime>
 
 namespace songda {
@@ -127,6 +128,28 @@ std::string masked_message_id(std::string_view id) {
   const bool number = tail.size() >= 7 && std::all_of(tail.begin(), tail.end(),
                                                       [](char ch) { return (ch >= '0' && ch <= '9') || ch == '+'; });
   return number ? std::string(id.substr(0, colon + 1)) + mask_phone(tail) : std::string(id);
+}
+
+std::string mask_address_in(std::string_view text, std::string_view channel, std::string_view address) {
+  std::string out(text);
+  if (address.size() < 4) return out;
+  const std::string masked = mask_address(channel, address);
+  auto ascii_lower = [](std::string_view v) {
+    std::string l(v);
+    std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return l;
+  };
+  auto mask_all = [&](std::string_view what) {
+    const std::string needle = ascii_lower(what);
+    std::string hay = ascii_lower(out);  // same length as `out`: only ASCII letters change
+    for (std::size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + masked.size())) {
+      out.replace(at, needle.size(), masked);
+      hay.replace(at, needle.size(), masked);
+    }
+  };
+  mask_all(address);
+  if (address.starts_with("+86") && address.size() > 7) mask_all(address.substr(3));
+  return out;
 }
 
 std::optional<HostPort> parse_host_port(std::string_view text) {

@@ -20,6 +20,9 @@ std::size_t utf8_length(std::string_view s);  // code points; assumes valid UTF-
 std::string mask_phone(std::string_view phone);
 std::string mask_email(std::string_view email);
 std::string mask_address(std::string_view channel, std::string_view address);
+// `text` (a provider's or mail server's words) with every occurrence of the recipient's own `address` masked as
+// mask_address does: matched without regard to ASCII case, and for a +86 number also in its national form.
+std::string mask_address_in(std::string_view text, std::string_view channel, std::string_view address);
 // A provider message id "<BizId>:<number>" (Aliyun's, one per number of a request) with the number masked; ids
 // without a number suffix are returned as they are.
 std::string masked_message_id(std::string_view id);

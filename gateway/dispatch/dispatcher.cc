@@ -37,6 +37,9 @@ Completion Dispatcher::completion_for(const std::string& channel, const Delivery
   c.provider = o.provider;
   c.provider_message_id = o.provider_message_id;
   c.segments = o.segments;
+  // The timeline is shown to clerks, who see the address masked: a server that repeats it (an SMTP 550 names the
+  // mailbox) does not show it whole.
+  const std::string said = mask_address_in(o.message, d.channel, d.address);
   switch (o.kind) {
     case SendOutcome::Kind::kDelivered:
       c.status = "DELIVERED";
@@ -53,17 +56,17 @@ Completion Dispatcher::completion_for(const std::string& channel, const Delivery
     case SendOutcome::Kind::kRetryable:
       if (attempts >= retry_.max_attempts) {
         c.status = "FAILED";
-        c.detail = "gave up after " + std::to_string(attempts) + " attempts; last: " + o.code + " " + o.message;
+        c.detail = "gave up after " + std::to_string(attempts) + " attempts; last: " + o.code + " " + said;
         counters_.failed.fetch_add(1);
       } else {
         c.retry_at_ms = quiet_hours_release(quiet_, channel, d.urgent, done_ms + retry_.delay_ms(attempts, rng));
-        c.detail = "attempt " + std::to_string(attempts) + ": " + o.code + " " + o.message;
+        c.detail = "attempt " + std::to_string(attempts) + ": " + o.code + " " + said;
         counters_.retried.fetch_add(1);
       }
       break;
     case SendOutcome::Kind::kPermanent:
       c.status = "FAILED";
-      c.detail = o.code + " " + o.message;
+      c.detail = o.code + " " + said;
       counters_.failed.fetch_add(1);
       break;
   }

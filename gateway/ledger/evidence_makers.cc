@@ -34,22 +34,9 @@ std::string cap(std::string s, std::size_t max_bytes) {
   return s + "…(truncated)";
 }
 
-void replace_all(std::string& s, std::string_view what, std::string_view with) {
-  if (what.empty()) return;
-  for (std::size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + with.size())) {
-    s.replace(at, what.size(), with);
-  }
-}
-
 // A provider's words, verbatim except that the raw address (and its national form) is masked.
 std::string redacted(std::string_view text, const Delivery& d) {
-  std::string out = repair_utf8(text);
-  if (d.address.size() >= 4) {
-    const std::string masked = mask_address(d.channel, d.address);
-    replace_all(out, d.address, masked);
-    if (d.address.starts_with("+86") && d.address.size() > 7) replace_all(out, d.address.substr(3), masked);
-  }
-  return cap(std::move(out), kMaxReasonBytes);
+  return cap(mask_address_in(repair_utf8(text), d.channel, d.address), kMaxReasonBytes);
 }
 
 std::string trim(const std::string& s) {

@@ -219,7 +219,10 @@ Result<int> ReceiptProcessor::retry_parked(std::int64_t now_ms) {
       unreadable.push_back(key);  // cannot happen unless edited by hand; kept, logged
     }
   }
-  for (const auto& key : unreadable) spdlog::error("receipts: parked receipt {} is unreadable; left in place", key);
+  for (const auto& key : unreadable) {
+    // the key of an Aliyun receipt ends with the phone number
+    spdlog::error("receipts: parked receipt {} is unreadable; left in place", masked_message_id(key));
+  }
   if (updates.empty()) return 0;
   auto settled = settle(updates, now_ms);
   if (!settled.ok()) return settled.error();

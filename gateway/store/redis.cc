@@ -69,12 +69,18 @@ void append_argv(redisContext* c, const std::vector<std::string>& args) {
 std::uint64_t redis_round_trips() { return g_round_trips.load(std::memory_order_relaxed); }
 
 Result<RedisEndpoint> parse_redis_url(const std::string& url) {
+  // What an error may show of the URL: its user and password (user:pass@) replaced by ***.
+  std::string shown = url;
+  if (const auto scheme = shown.find("://"), at = shown.rfind('@'); at != std::string::npos) {
+    const std::size_t from = scheme == std::string::npos ? 0 : scheme + 3;
+    if (at >= from) shown.replace(from, at - from, "***");
+  }
   RedisEndpoint ep;
   std::string rest;
   if (url.rfind("redis://", 0) == 0) {
     rest = url.substr(8);
   } else {
-    return Error::permanent("config", "Redis URL must start with redis:// (got '" + url + "')");
+    return Error::permanent("config", "Redis URL must start with redis:// (got '" + shown + "')");
   }
   if (const auto at = rest.rfind('@'); at != std::string::npos) {
     std::string auth = rest.substr(0, at);
@@ -87,14 +93,15 @@ Result<RedisEndpoint> parse_redis_url(const std::string& url) {
     rest = rest.substr(0, slash);
     if (!db.empty()) {
       auto [p, ec] = std::from_chars(db.data(), db.data() + db.size(), ep.db);
-      if (ec != std::errc() || p != db.data() + db.size()) return Error::permanent("config", "bad Redis db in " + url);
+      if (ec != std::errc() || p != db.data() + db.size())
+        return Error::permanent("config", "bad Redis db in " + shown);
     }
   }
   if (const auto colon = rest.rfind(':'); colon != std::string::npos) {
     const std::string port = rest.substr(colon + 1);
     auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), ep.port);
     if (ec != std::errc() || p != port.data() + port.size())
-      return Error::permanent("config", "bad Redis port in " + url);
+      return Error::permanent("config", "bad Redis port in " + shown);
     rest = rest.substr(0, colon);
   }
   if (!rest.empty()) ep.host = rest;

@@ -276,6 +276,39 @@ TEST_F(ContainTest, ADeliveryThatComesDueInTheQuietWindowWaitsForItsEnd) {
   EXPECT_EQ(status(id), "SENT");
 }
 
+// A provider or mail server that repeats the address in its refusal (an SMTP 550 names the mailbox) must not show it
+// whole in the timeline, where the clerk sees the address masked.
+TEST_F(ContainTest, ARefusalThatNamesTheAddressShowsItMaskedInTheTimeline) {
+  class Refusing final : public Channel {
+   public:
+    [[nodiscard]] std::string_view name() const override { return "wechat"; }
+    std::vector<SendOutcome> send(std::span<const Delivery> batch) override {
+      std::vector<SendOutcome> out;
+      for (const auto& d : batch) {
+        SendOutcome o;
+        o.kind = SendOutcome::Kind::kPermanent;
+        o.provider = "wechat";
+        o.code = "43101";
+        o.message = "user refuse to accept the msg: " + d.address;
+        out.push_back(o);
+      }
+      return out;
+    }
+  } refusing;
+  const std::int64_t now = now_unix_ms();
+  ASSERT_TRUE(ingest_->process({message("EVT-MASK-1")}, now).ok());
+  const std::string id = delivery_id("EVT-MASK-1", "P-001", "wechat");
+  DispatchCounters counters;
+  Dispatcher dispatcher(*store_, config_.dispatch, RetryPolicy{}, counters);
+  ASSERT_TRUE(dispatcher.run_once(refusing, now).ok());
+  auto v = store_->get_delivery(id).value();
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->status, "FAILED");
+  const std::string& detail = v->history.back().detail;
+  EXPECT_EQ(detail.find("oWeChat0001"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("43101 user refuse to accept the msg: oWeC***"), std::string::npos) << detail;
+}
+
 // A maker that throws for one outcome (a bug) must not undo the send: the provider has the message. Before, the
 // exception cut the whole batch off after its send; its lease ran out, and the batch was asked about and sent
 // again (this channel, like one that cannot tell, says it does not have them), or failed when attempts ran out.

@@ -338,6 +338,12 @@ TEST(SmsProviders, EndpointIsAnHttpUrl) {
              "channels.sms.providers[0].endpoint: must not carry a user or password");
   EXPECT_EQ(load_ok(base + "\"http://[::1]:18080/sms\"}\n").channels.sms.providers[0].endpoint,
             "http://[::1]:18080/sms");
+  // Plain http only to a simulator on loopback: elsewhere the signed requests and parties' numbers go in clear.
+  expect_one(base + "\"http://dysmsapi.aliyuncs.com\"}\n", 4, 85,
+             "channels.sms.providers[0].endpoint: http:// would carry the signed requests, access tokens, parties' "
+             "numbers and messages to dysmsapi.aliyuncs.com in clear text; use https://");
+  EXPECT_EQ(load_ok(base + "\"http://127.0.0.1:18080\"}\n").channels.sms.providers[0].endpoint,
+            "http://127.0.0.1:18080");
 }
 
 TEST(SmsProviders, CredentialsEnvIsAnEnvironmentPrefix) {
@@ -729,6 +735,13 @@ TEST(Email, StarttlsNoneIsOnlyForALoopbackServer) {
   // Written in the other order, the same.
   expect_one("channels:\n  email: {starttls: none, smtp_url: \"smtp://10.0.0.5:25\"}\n", 2, 21,
              "'none' would send mail to 10.0.0.5 in clear text");
+  // 'optional' too: whoever can remove the server's STARTTLS offer reads the mail.
+  expect_one("channels:\n  email: {starttls: optional, smtp_url: \"smtp://mail.court.example:587\"}\n", 2, 21,
+             "channels.email.starttls: 'optional' sends mail to mail.court.example in clear text whenever STARTTLS "
+             "is not offered");
+  EXPECT_EQ(load_ok("channels:\n  email: {starttls: optional, smtp_url: \"smtps://mail.court.example:465\"}\n")
+                .channels.email.starttls,
+            "optional");
   for (const char* url : {"smtp://127.0.0.1:2525", "smtp://localhost:25", "smtp://[::1]:2525"}) {
     const Config c = load_ok(std::string("channels:\n  email: {starttls: none, smtp_url: \"") + url + "\"}\n");
     EXPECT_EQ(c.channels.email.starttls, "none") << url;

@@ -593,6 +593,11 @@ TEST(ConfigEnv, KafkaSecretsComeFromTheVariableTheCheckNames) {
   const std::string variable = m.substr(at, m.find(' ', at) - at);
   EXPECT_EQ(variable, "SONGDA_KAFKA_SASL_PASSWORD");
 
+  // A private key in PEM form is a secret too, though its name says nothing of one.
+  const auto pem = load_bad("kafka:\n  properties:\n    ssl.key.pem: \"-----BEGIN PRIVATE KEY-----\"\n");
+  ASSERT_THAT(pem, SizeIs(1)) << dump(pem);
+  EXPECT_THAT(pem[0].message, HasSubstr("set SONGDA_KAFKA_SSL_KEY_PEM in the environment"));
+
   Config c = load_ok("kafka:\n  properties: {security.protocol: SASL_SSL, sasl.mechanisms: PLAIN, sasl.username: u}\n");
   const std::map<std::string, std::string> env = {
       {variable, "s3cret"}, {"SONGDA_KAFKA_SSL_KEY_PASSWORD", "k3y"}, {"SONGDA_KAFKA_SSL_KEYSTORE_PASSWORD", ""}};

@@ -177,6 +177,15 @@ TEST(Rfc3339Utc, InstantsBeforeTheEpoch) {
   EXPECT_EQ(rfc3339_utc(-1000), "1969-12-31T23:59:59.000Z");
 }
 
+TEST(MaskAddressIn, MasksTheRecipientsOwnAddressHoweverTheServerWroteIt) {
+  EXPECT_EQ(mask_address_in("550 5.1.1 <Zhang.San@Court.CN>: User unknown", "email", "zhang.san@court.cn"),
+            "550 5.1.1 <z***@court.cn>: User unknown");
+  EXPECT_EQ(mask_address_in("isv.MOBILE_NUMBER_ILLEGAL 13800000001 and +8613800000001", "sms", "+8613800000001"),
+            "isv.MOBILE_NUMBER_ILLEGAL +86138****0001 and +86138****0001");
+  EXPECT_EQ(mask_address_in("nothing personal here", "email", "a@b.cn"), "nothing personal here");
+  EXPECT_EQ(mask_address_in("短 a@b", "email", "a@b"), "短 a@b");  // shorter than 4: not masked (nor a real address)
+}
+
 // http.listen: what config check accepts is what the server binds. "[::1]:8080" used to pass the check and then
 // fail to bind, because the server's own parser kept the brackets in the host.
 TEST(HostPort, IPv6IsBoundWithoutItsBracketsAndShownWithThem) {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <stdexcept>
 
 #include "gateway/core/crypto.h"
@@ -270,6 +271,11 @@ TEST(Makers, FailureKeepsTheProvidersWordsButMasksTheAddress) {
   EXPECT_EQ(r[1].details["reason_sha256"], sha256_hex(said));
   EXPECT_EQ(r[1].details["outcome"], "refused");
   expect_no_raw_address(to_leaves(r));
+  // A server that writes the address in other case is masked too (the match ignores ASCII case).
+  std::string upper = kEmail;
+  std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
+  SendOutcome shouted{SendOutcome::Kind::kPermanent, "smtp", "", "550", "5.1.1 <" + upper + ">", "550", 0};
+  EXPECT_EQ(outcome_records(email, shouted, "FAILED", kNow, kCtx)[1].details["reason"], "550 5.1.1 <z***@example.cn>");
 
   // Bad UTF-8 (a GBK reason) is repaired, not dropped.
   const Delivery sms = make_delivery("sms");

@@ -333,6 +333,14 @@ TEST_F(Cli, LedgerCheckUsage) {
   std::ostringstream out;
   EXPECT_EQ(run_ledger_check({"--nope"}, out), 2);
   EXPECT_EQ(run_ledger_check({"--redis", "http://x"}, out), 2);
+  // A URL it cannot use is named without its password (a TLS URL, a typo in the port).
+  for (const std::string url :
+       {"rediss://:hunter2@redis.court.example:6380/0", "redis://app:hunter2@h:63x9/0", "redis://:hunter2@h:6379/x"}) {
+    std::ostringstream refused;
+    EXPECT_EQ(run_ledger_check({"--redis", url}, refused), 2);
+    EXPECT_EQ(refused.str().find("hunter2"), std::string::npos) << refused.str();
+    EXPECT_NE(refused.str().find("***@"), std::string::npos) << refused.str();
+  }
 }
 
 }  // namespace
