@@ -272,16 +272,16 @@ Result<std::vector<std::vector<std::string>>> parse_csv(std::string_view text) {
       cell.clear();
       was_quoted = false;
       if (row.size() >= kMaxCsvFields) {
-        return Error::permanent("invalid_csv", "line " + std::to_string(line) + ": more than " +
-                                                   std::to_string(kMaxCsvFields) + " fields");
+        return Error::permanent(
+            "invalid_csv", "line " + std::to_string(line) + ": more than " + std::to_string(kMaxCsvFields) + " fields");
       }
     } else if (ch == '\r' && i + 1 < text.size() && text[i + 1] == '\n') {
       continue;
     } else if (ch == '\n') {
       end_row();
       if (rows.size() > kMaxImportRows + 1) {
-        return Error::permanent("too_large", "at most " + std::to_string(kMaxImportRows) +
-                                                 " members per import; hint: split the file");
+        return Error::permanent(
+            "too_large", "at most " + std::to_string(kMaxImportRows) + " members per import; hint: split the file");
       }
       ++line;
     } else if (ch == '"' && cell.empty() && !was_quoted) {

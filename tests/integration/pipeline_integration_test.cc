@@ -338,8 +338,8 @@ TEST_F(PipelineTest, InboxReadApiAndCourtScopedAuthorization) {
   // The message's party link records READ and ACKNOWLEDGED when opened: a court key does not get it (a clerk could
   // otherwise make the recipient's acts), the app's back end does.
   EXPECT_EQ(ij["messages"][0]["text"].get<std::string>().find("/r/"), std::string::npos) << ij.dump();
-  const auto for_app = nlohmann::json::parse(
-      cli.Get("/v1/inbox/u-42-0", {{"Authorization", "Bearer operator-token-0123456789"}})->body);
+  const auto for_app =
+      nlohmann::json::parse(cli.Get("/v1/inbox/u-42-0", {{"Authorization", "Bearer operator-token-0123456789"}})->body);
   ASSERT_EQ(for_app["messages"].size(), 1u);
   EXPECT_NE(for_app["messages"][0]["text"].get<std::string>().find("/r/"), std::string::npos) << for_app.dump();
 
