@@ -1889,7 +1889,9 @@ void read_email(Checker& c, const YAML::Node& key, const YAML::Node& node, Email
                                    "_USER in the environment, not in the URL");
     }
   }
-  if (e.starttls == "optional" && url->scheme == "smtp" && !is_loopback_host(url->host) && starttls_value) {
+  // Only for a channel that sends (a disabled one may keep an old setting).
+  if (e.enabled && e.starttls == "optional" && url->scheme == "smtp" && !is_loopback_host(url->host) &&
+      starttls_value) {
     c.add(starttls_value->Mark(),
           path + ".starttls: 'optional' sends mail to " + url->host +
               " in clear text whenever STARTTLS is not offered, and anyone on the way can remove the offer; use "

@@ -3,6 +3,9 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
+#include <optional>
+
 #include "gateway/core/contain.h"
 #include "gateway/core/link.h"
 #include "gateway/core/text.h"
@@ -17,6 +20,15 @@ void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
 
 void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message) {
   send_json(res, status, {{"error", {{"code", code}, {"message", message}}}});
+}
+
+std::optional<int> int_param(const httplib::Request& req, const char* name, int fallback, int lo, int hi) {
+  if (!req.has_param(name)) return fallback;
+  const std::string v = req.get_param_value(name);
+  int n = 0;
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (ec != std::errc() || end != v.data() + v.size() || n < lo || n > hi) return std::nullopt;
+  return n;
 }
 
 Result<nlohmann::json> case_view_json(DeliveryStore& store, const Principal& who, const std::string& case_number) {
@@ -165,12 +177,14 @@ void ApiServer::add_routes() {
   s.Get(R"(/v1/inbox/([A-Za-z0-9._-]+))", [this](const httplib::Request& req, httplib::Response& res) {
     auto who = authenticate(req, res);
     if (!who) return;
-    int limit = 50;
-    int offset = 0;
-    if (req.has_param("limit")) limit = std::clamp(std::atoi(req.get_param_value("limit").c_str()), 1, 200);
-    if (req.has_param("offset")) offset = std::max(0, std::atoi(req.get_param_value("offset").c_str()));
+    const auto limit = int_param(req, "limit", 50, 1, 200);
+    const auto offset = int_param(req, "offset", 0, 0, 1'000'000);
+    if (!limit || !offset) {
+      return send_error(res, 400, "invalid_request",
+                        "limit is a whole number from 1 to 200 (default 50), offset one from 0 to 1000000 (default 0)");
+    }
     // A court key sees its court's messages only, paged and counted among themselves.
-    auto page = store_.inbox(req.matches[1], who->admin ? std::string() : who->court_id, offset, limit);
+    auto page = store_.inbox(req.matches[1], who->admin ? std::string() : who->court_id, *offset, *limit);
     if (!page.ok()) return send_error(res, 503, page.error().code, page.error().message);
     nlohmann::json items = nlohmann::json::array();
     for (auto& m : page->messages) {
@@ -185,7 +199,7 @@ void ApiServer::add_routes() {
                            {"messages", std::move(items)},
                            {"total", page->total},
                            {"unread", page->unread}};
-    if (offset + limit < page->total) body["next_offset"] = offset + limit;
+    if (*offset + *limit < page->total) body["next_offset"] = *offset + *limit;
     send_json(res, 200, body);
   });
 

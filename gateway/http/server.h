@@ -11,6 +11,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -44,6 +45,10 @@ nlohmann::json delivery_view_json(const DeliveryView& v);
 // The JSON a clerk sees for one case, in the courts `who` may see: {"case_number", "deliveries": [...], "count",
 // "unreachable": [{event_id, recipient_id, name, role, court_id, at}]} (recipients no delivery could be planned
 // for, to be served by other means). Errors: "forbidden" (the case is only another court's), the store's.
+// A whole-number query parameter within [lo, hi]; `fallback` when it is absent; nullopt when it is anything else
+// (the route answers 400).
+std::optional<int> int_param(const httplib::Request& req, const char* name, int fallback, int lo, int hi);
+
 Result<nlohmann::json> case_view_json(DeliveryStore& store, const Principal& who, const std::string& case_number);
 
 class ApiServer {

@@ -639,25 +639,48 @@ return 'unchanged'
 
 Result<InboxPage> DeliveryStore::inbox(const std::string& app_user, const std::string& court_id, int offset,
                                        int limit) {
-  const std::string base = "sd:inbox:{" + app_user + "}";
-  const std::string list = court_id.empty() ? base : base + ":court:" + court_id;
-  auto r = pool_.pipeline({{"ZREVRANGE", list, std::to_string(offset), std::to_string(offset + limit - 1)},
-                           {"ZCARD", list},
-                           {"ZCARD", list + ":unread"}});
+  static const LuaScript s(R"LUA(
+local base = 'sd:inbox:{' .. ARGV[1] .. '}'
+if redis.call('EXISTS', base .. ':indexed') == 0 then
+  -- Once per inbox: messages written before the per-court and unread lists existed are listed from the message
+  -- hash (adding what is already listed changes nothing).
+  local all = redis.call('HGETALL', base .. ':msg')
+  for i = 1, #all, 2 do
+    local ok, m = pcall(cjson.decode, all[i + 1])
+    if ok and type(m) == 'table' then
+      local id = all[i]
+      local at = redis.call('ZSCORE', base, id) or tostring(tonumber(m.delivered_at) or 0)
+      local court = base .. ':court:' .. tostring(m.court_id or '')
+      redis.call('ZADD', base, 'NX', at, id)
+      redis.call('ZADD', court, 'NX', at, id)
+      if not m.read_at or m.read_at == 0 then
+        redis.call('ZADD', base .. ':unread', 'NX', at, id)
+        redis.call('ZADD', court .. ':unread', 'NX', at, id)
+      end
+    end
+  end
+  redis.call('SET', base .. ':indexed', '1')
+end
+local list = base
+if ARGV[2] ~= '' then list = base .. ':court:' .. ARGV[2] end
+local ids = redis.call('ZREVRANGE', list, ARGV[3], tonumber(ARGV[3]) + tonumber(ARGV[4]) - 1)
+local msgs = {}
+if #ids > 0 then msgs = redis.call('HMGET', base .. ':msg', unpack(ids)) end
+return {ids, msgs, redis.call('ZCARD', list), redis.call('ZCARD', list .. ':unread')}
+)LUA");
+  auto r = pool_.eval(s, {}, {app_user, court_id, std::to_string(offset), std::to_string(limit)});
   if (!r.ok()) return r.error();
-  const auto& ids = (*r)[0];
+  if (r->elements.size() != 4) return unexpected("inbox");
+  const auto& ids = r->elements[0].elements;
+  const auto& msgs = r->elements[1].elements;
   InboxPage page;
-  page.total = (*r)[1].integer;
-  page.unread = (*r)[2].integer;
-  if (ids.elements.empty()) return page;
-  std::vector<std::string> cmd{"HMGET", base + ":msg"};
-  for (const auto& e : ids.elements) cmd.push_back(e.str);
-  auto msgs = pool_.command(cmd);
-  if (!msgs.ok()) return msgs.error();
-  for (std::size_t i = 0; i < msgs->elements.size() && i < ids.elements.size(); ++i) {
-    auto j = nlohmann::json::parse(msgs->elements[i].str, nullptr, false);
+  page.total = r->elements[2].integer;
+  page.unread = r->elements[3].integer;
+  for (std::size_t i = 0; i < msgs.size() && i < ids.size(); ++i) {
+    if (msgs[i].type != RedisReply::Type::kString) continue;  // listed, but its message is gone (edited by hand)
+    auto j = nlohmann::json::parse(msgs[i].str, nullptr, false);
     if (j.is_discarded()) continue;
-    page.messages.push_back(InboxMessage{ids.elements[i].str, std::move(j)});
+    page.messages.push_back(InboxMessage{ids[i].str, std::move(j)});
   }
   return page;
 }
@@ -892,6 +915,13 @@ Result<ParkedReceipts> DeliveryStore::take_parked_receipts(std::int64_t now_ms, 
   // (1 s to 10 min), so a backlog that will never match costs little and a new one is tried within seconds.
   static const LuaScript s(R"LUA(
 local now = tonumber(ARGV[1])
+if redis.call('EXISTS', 'sd:rcpt:unmatched:dated') == 0 then
+  -- once: receipts given up on before their time was kept count from now
+  for _, k in ipairs(redis.call('HKEYS', 'sd:rcpt:unmatched')) do
+    redis.call('ZADD', 'sd:rcpt:unmatched:at', 'NX', now, k)
+  end
+  redis.call('SET', 'sd:rcpt:unmatched:dated', '1')
+end
 local old = redis.call('ZRANGEBYSCORE', 'sd:rcpt:unmatched:at', '-inf', '(' .. (now - tonumber(ARGV[4])), 'LIMIT', 0,
   tonumber(ARGV[2]))
 for _, k in ipairs(old) do

@@ -13,14 +13,15 @@
 //   sd:q:<channel>                 zset   delivery id -> due time (ms); a claim leases it by moving it ahead
 //   sd:inbox:{<user>}              zset   delivery id -> time;  sd:inbox:{<user>}:msg hash id -> message JSON;
 //                                  :unread zset (not read yet); :court:<court> and :court:<court>:unread zsets, the
-//                                  same for one court's messages (written once with the message, read removes)
+//                                  same for one court's messages (written once with the message, read removes);
+//                                  :indexed string, set once the lists were filled for messages older than them
 //   sd:ev:leaves / sd:ev:hashes    list   evidence records (canonical JSON) and their leaf hashes (hex)
 //   sd:ev:dlv:{<id>}               list   evidence leaf indexes of one delivery
 //   sd:bc:{<broadcast>}:counts     hash   status -> deliveries of a broadcast (its deliveries carry field bcast)
 //   sd:cb:{<provider>:<ts>:<nonce>} string SHA-256 of the body a signed callback first came with (TTL 15 min)
 //   sd:rcpt:parked / :parked:at / :parked:tried   receipts naming no known delivery yet (JSON / parked at / next
-//                                  try); sd:rcpt:unmatched (+ :at): those given up on after 7 days, kept 30 days
-//                                  for an operator, then deleted
+//                                  try); sd:rcpt:unmatched (+ :at, :dated): those given up on after 7 days, kept
+//                                  30 days for an operator, then deleted
 //
 // Statuses only move forward: ACCEPTED < SENT < DELIVERED < READ < ACKNOWLEDGED;
 // FAILED only from ACCEPTED or SENT; from FAILED only to DELIVERED, READ or ACKNOWLEDGED (the operator

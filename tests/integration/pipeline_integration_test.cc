@@ -335,6 +335,11 @@ TEST_F(PipelineTest, InboxReadApiAndCourtScopedAuthorization) {
   EXPECT_EQ(ij["unread"], 1);
   EXPECT_NE(ij["messages"][0]["text"].get<std::string>().find("当事人0"), std::string::npos);
   EXPECT_EQ(nlohmann::json::parse(cli.Get("/v1/inbox/u-42-0", other)->body)["messages"].size(), 0u);
+  for (const char* bad : {"?offset=abc", "?offset=-1", "?offset=2147483600", "?limit=0", "?limit=201", "?limit=5x"}) {
+    auto r = cli.Get(std::string("/v1/inbox/u-42-0") + bad, mine);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << bad << " " << r->body;
+  }
   // The message's party link records READ and ACKNOWLEDGED when opened: a court key does not get it (a clerk could
   // otherwise make the recipient's acts), the app's back end does.
   EXPECT_EQ(ij["messages"][0]["text"].get<std::string>().find("/r/"), std::string::npos) << ij.dump();

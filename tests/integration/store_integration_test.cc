@@ -421,6 +421,15 @@ TEST_F(StoreTest, AParkedReceiptIsTriedLessOftenAsItAgesAndSetAsideAfterAWeek) {
   ASSERT_TRUE(p.retry_parked(t0 + kWeek + 600'002 + 30 * kDay).ok());
   EXPECT_EQ(store_->unmatched_receipt_count().value(), 0);
   EXPECT_EQ(pool_->command({"EXISTS", "sd:rcpt:unmatched:at"})->integer, 0);
+
+  // One set aside before its time was kept (an older version) counts from the first pass after the upgrade.
+  ASSERT_TRUE(pool_->command({"DEL", "sd:rcpt:unmatched:dated"}).ok());
+  ASSERT_TRUE(pool_->command({"HSET", "sd:rcpt:unmatched", "aliyun:OLD:13800000009", "{}"}).ok());
+  const std::int64_t upgraded = t0 + 60 * kDay;
+  ASSERT_TRUE(p.retry_parked(upgraded).ok());
+  EXPECT_EQ(store_->unmatched_receipt_count().value(), 1);
+  ASSERT_TRUE(p.retry_parked(upgraded + 30 * kDay + 1).ok());
+  EXPECT_EQ(store_->unmatched_receipt_count().value(), 0);
 }
 
 TEST_F(StoreTest, AReceiptBeforeItsSendIsRecordedIsParkedThenAppliedOnce) {
@@ -721,6 +730,36 @@ TEST_F(StoreTest, AnInboxIsPagedAndCountedPerCourt) {
   EXPECT_EQ(all->total, 6);
   EXPECT_EQ(all->unread, 5) << "a read message stays read";
   EXPECT_EQ(store_->inbox("lawyer-7", "HN-OTHER", 0, 50)->total, 0);
+}
+
+// An inbox written before the per-court and unread lists existed (the message hash and the one list only) is
+// listed and counted the same once it is first read: nothing already sent disappears from a court's view.
+TEST_F(StoreTest, AnInboxWrittenBeforeThePerCourtListsIsListedOnItsFirstRead) {
+  const auto now = now_unix_ms();
+  const std::string base = "sd:inbox:{lawyer-old}";
+  const auto old_write = [&](const std::string& id, const std::string& court, long long read_at, long long at) {
+    const nlohmann::json msg = {
+        {"id", id}, {"court_id", court}, {"text", "通知"}, {"delivered_at", at}, {"read_at", read_at}};
+    ASSERT_TRUE(pool_->command({"HSET", base + ":msg", id, msg.dump()}).ok());
+    ASSERT_TRUE(pool_->command({"ZADD", base, std::to_string(at), id}).ok());
+  };
+  old_write("sd-old-1", "HN-SQ-ZY", 0, now - 3000);
+  old_write("sd-old-2", "HN-ZZ-JS", 0, now - 2000);
+  old_write("sd-old-3", "HN-SQ-ZY", now - 500, now - 1000);  // read already
+
+  auto sq = store_->inbox("lawyer-old", "HN-SQ-ZY", 0, 50);
+  ASSERT_TRUE(sq.ok()) << sq.error().message;
+  ASSERT_EQ(sq->messages.size(), 2u);
+  EXPECT_EQ(sq->messages[0].id, "sd-old-3");  // newest first
+  EXPECT_EQ(sq->messages[1].id, "sd-old-1");
+  EXPECT_EQ(sq->total, 2);
+  EXPECT_EQ(sq->unread, 1);
+  auto all = store_->inbox("lawyer-old", "", 0, 50);
+  EXPECT_EQ(all->total, 3);
+  EXPECT_EQ(all->unread, 2);
+  ASSERT_TRUE(store_->mark_read("lawyer-old", "sd-old-1", now).ok());
+  EXPECT_EQ(store_->inbox("lawyer-old", "HN-SQ-ZY", 0, 50)->unread, 0);
+  EXPECT_EQ(store_->inbox("lawyer-old", "", 0, 50)->unread, 1);
 }
 
 }  // namespace

@@ -736,10 +736,15 @@ TEST(Email, StarttlsNoneIsOnlyForALoopbackServer) {
   expect_one("channels:\n  email: {starttls: none, smtp_url: \"smtp://10.0.0.5:25\"}\n", 2, 21,
              "'none' would send mail to 10.0.0.5 in clear text");
   // 'optional' too: whoever can remove the server's STARTTLS offer reads the mail.
-  expect_one("channels:\n  email: {starttls: optional, smtp_url: \"smtp://mail.court.example:587\"}\n", 2, 21,
+  expect_one("channels:\n  email: {enabled: true, starttls: optional, smtp_url: \"smtp://mail.court.example:587\"}\n",
+             2, 36,
              "channels.email.starttls: 'optional' sends mail to mail.court.example in clear text whenever STARTTLS "
              "is not offered");
   EXPECT_EQ(load_ok("channels:\n  email: {starttls: optional, smtp_url: \"smtps://mail.court.example:465\"}\n")
+                .channels.email.starttls,
+            "optional");
+  // A disabled channel may keep an old setting: it sends nothing.
+  EXPECT_EQ(load_ok("channels:\n  email: {starttls: optional, smtp_url: \"smtp://mail.court.example:587\"}\n")
                 .channels.email.starttls,
             "optional");
   for (const char* url : {"smtp://127.0.0.1:2525", "smtp://localhost:25", "smtp://[::1]:2525"}) {
