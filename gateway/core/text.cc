@@ -212,7 +212,14 @@ std::string mask_personal_data(std::string_view text) {
         continue;
       }
       const std::string_view run = word.substr(k, end - k);
-      out += run.size() >= 7 ? mask_phone(run) : std::string(run);
+      if (run.size() >= 15) {
+        // longer than any phone number (+86 ones are 13 digits): a national ID (15 or 18) or a bank card, of
+        // which mask_phone would leave most digits; only the first 3 and the last 2 are kept
+        out +=
+            std::string(run.substr(0, 3)) + std::string(run.size() - 5, '*') + std::string(run.substr(run.size() - 2));
+      } else {
+        out += run.size() >= 7 ? mask_phone(run) : std::string(run);
+      }
       k = end;
     }
   };

@@ -26,8 +26,9 @@ std::string mask_address_in(std::string_view text, std::string_view channel, std
 // A provider message id "<BizId>:<number>" (Aliyun's, one per number of a request) with the number masked; ids
 // without a number suffix are returned as they are.
 std::string masked_message_id(std::string_view id);
-// Free text for a log line (a library's error message that may quote its input): each run of 7 or more digits is
-// masked as a phone number, each word@domain.tld as an email address; everything else is kept.
+// Free text for a log line (a library's error message that may quote its input): each run of 7 to 14 digits is
+// masked as a phone number, a longer one (a national ID, a bank card) all but its first 3 and last 2 digits, each
+// word@domain.tld as an email address; everything else is kept.
 std::string mask_personal_data(std::string_view text);
 
 // Appends `s` as a JSON string, quotes included, escaped as ECMAScript's JSON.stringify (and nlohmann's

@@ -153,6 +153,9 @@ TEST(MaskPersonalData, HidesPhoneNumbersAndEmailAddressesInFreeText) {
             "550 <z***@court.cn>: mailbox unavailable");
   EXPECT_EQ(mask_personal_data("tel13812345678,mail a@b.cn."), "tel138****5678,mail a***@b.cn.");
   EXPECT_EQ(mask_personal_data("1234567"), "*******");
+  // A national ID number (18 characters, the last may be X) or a bank card keeps only its ends.
+  EXPECT_EQ(mask_personal_data("id 41010219900101123X"), "id 410************23X");
+  EXPECT_EQ(mask_personal_data("card 6222021234567890123"), "card 622**************23");
 }
 
 TEST(MaskPersonalData, KeepsShortNumbersAndTextWithoutAddresses) {
