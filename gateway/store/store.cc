@@ -659,7 +659,8 @@ if redis.call('EXISTS', base .. ':indexed') == 0 then
       end
     end
   end
-  redis.call('SET', base .. ':indexed', '1')
+  -- only for an inbox that has messages: asking about any name must not leave a key behind
+  if #all > 0 then redis.call('SET', base .. ':indexed', '1') end
 end
 local list = base
 if ARGV[2] ~= '' then list = base .. ':court:' .. ARGV[2] end

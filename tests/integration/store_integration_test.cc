@@ -730,6 +730,9 @@ TEST_F(StoreTest, AnInboxIsPagedAndCountedPerCourt) {
   EXPECT_EQ(all->total, 6);
   EXPECT_EQ(all->unread, 5) << "a read message stays read";
   EXPECT_EQ(store_->inbox("lawyer-7", "HN-OTHER", 0, 50)->total, 0);
+  // Asking about an inbox that does not exist leaves nothing behind.
+  EXPECT_EQ(store_->inbox("nobody-at-all", "", 0, 50)->total, 0);
+  EXPECT_EQ(pool_->command({"KEYS", "sd:inbox:{nobody-at-all}*"})->elements.size(), 0u);
 }
 
 // An inbox written before the per-court and unread lists existed (the message hash and the one list only) is
