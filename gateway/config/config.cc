@@ -305,11 +305,6 @@ std::string env_name(std::string_view section, std::string_view key) {
   return out;
 }
 
-bool is_kafka_secret(std::string_view property) {
-  return std::find(kKafkaSecretProperties.begin(), kKafkaSecretProperties.end(), property) !=
-         kKafkaSecretProperties.end();
-}
-
 // Names the environment variable only where Songda reads one; anywhere else it says where its secrets come from.
 std::string secret_message(const std::string& path, std::string_view section, std::string_view key) {
   const std::string head = path + ": secrets do not belong in YAML; ";
@@ -2462,5 +2457,10 @@ void apply_env_overrides(Config& config, const std::function<const char*(const c
 }
 
 std::string kafka_secret_env(std::string_view property) { return env_name("kafka", property); }
+
+bool is_kafka_secret(std::string_view property) {
+  return std::find(kKafkaSecretProperties.begin(), kKafkaSecretProperties.end(), property) !=
+         kKafkaSecretProperties.end();
+}
 
 }  // namespace songda

@@ -203,6 +203,7 @@ inline constexpr std::array<std::string_view, 6> kKafkaSecretProperties = {
     "sasl.password",    "sasl.oauthbearer.client.secret", "sasl.oauthbearer.config",
     "ssl.key.password", "ssl.keystore.password",          "ssl.key.pem"};
 std::string kafka_secret_env(std::string_view property);
+bool is_kafka_secret(std::string_view property);  // one of kKafkaSecretProperties
 
 // Applies SONGDA_KAFKA_BROKERS, SONGDA_REDIS_URL, SONGDA_HTTP_LISTEN, SONGDA_PUBLIC_BASE_URL, and the Kafka secrets
 // (kKafkaSecretProperties) into kafka.properties. `getenv` is injected for tests.

@@ -29,8 +29,7 @@ using MessagePtr = std::unique_ptr<rd_kafka_message_t, Deleter<rd_kafka_message_
 void set(rd_kafka_conf_t* conf, const std::string& key, const std::string& value) {
   char err[512];
   if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-    const bool secret =
-        std::find(kKafkaSecretProperties.begin(), kKafkaSecretProperties.end(), key) != kKafkaSecretProperties.end();
+    const bool secret = is_kafka_secret(key);
     throw StartupError("Kafka setting " + key + "=" +
                        (secret ? std::string("(from the environment, not shown)") : value) + " refused: " + err);
   }
