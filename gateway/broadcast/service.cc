@@ -31,16 +31,6 @@ int status_for(const Error& e) {
 
 void send(httplib::Response& res, const Error& e) { send_error(res, status_for(e), e.code, e.message); }
 
-int int_param(const httplib::Request& req, const char* name, int fallback, int lo, int hi) {
-  if (!req.has_param(name)) return fallback;
-  const std::string v = req.get_param_value(name);
-  try {
-    return std::clamp(std::stoi(v), lo, hi);
-  } catch (...) {
-    return fallback;
-  }
-}
-
 Result<Json> json_body(const httplib::Request& req) {
   if (!is_valid_utf8(req.body)) return Error::permanent("invalid_utf8", "the body is not valid UTF-8");
   auto parsed = parse_json_limited(req.body);
@@ -245,8 +235,10 @@ void BroadcastService::register_routes(ApiServer& http) {
     if (!who->may_see(g.value()->court_id)) {
       return send_error(res, 403, "forbidden", "group " + id + " belongs to another court");
     }
-    const int offset = int_param(req, "offset", 0, 0, static_cast<int>(kMaxMembersPerGroup));
-    const int limit = int_param(req, "limit", 100, 1, 1000);
+    const auto p = page_params(req, res, 100, 1000, static_cast<int>(kMaxMembersPerGroup));
+    if (!p) return;
+    const int offset = p->offset;
+    const int limit = p->limit;
     auto page = groups_.page(id, offset, limit);
     if (!page.ok()) return send(res, page.error());
     Json members = Json::array();
@@ -296,7 +288,9 @@ void BroadcastService::register_routes(ApiServer& http) {
     if (req.has_param("court")) court = req.get_param_value("court");
     if (court.empty()) return send_error(res, 400, "invalid_request", "?court= is required for the operator token");
     if (!who->may_see(court)) return send_error(res, 403, "forbidden", "another court's broadcasts");
-    auto ids = broadcasts_.of_court(court, int_param(req, "limit", 50, 1, 200));
+    const auto limit = int_param(req, "limit", 50, 1, 200);
+    if (!limit) return send_error(res, 400, "invalid_request", "limit is a whole number from 1 to 200 (default 50)");
+    auto ids = broadcasts_.of_court(court, *limit);
     if (!ids.ok()) return send(res, ids.error());
     Json items = Json::array();
     for (const auto& id : ids.value()) {
@@ -338,8 +332,10 @@ void BroadcastService::register_routes(ApiServer& http) {
         [this, load](const httplib::Request& req, httplib::Response& res) {
           auto rec = load(req, res);
           if (!rec) return;
-          const int offset = int_param(req, "offset", 0, 0, static_cast<int>(kMaxMembersPerGroup));
-          const int limit = int_param(req, "limit", 100, 1, 1000);
+          const auto p = page_params(req, res, 100, 1000, static_cast<int>(kMaxMembersPerGroup));
+          if (!p) return;
+          const int offset = p->offset;
+          const int limit = p->limit;
           auto u = broadcasts_.unreachable(rec->spec.id, offset, limit);
           if (!u.ok()) return send(res, u.error());
           Json items = Json::array();
@@ -364,8 +360,12 @@ void BroadcastService::register_routes(ApiServer& http) {
                                                                                    httplib::Response& res) {
     auto rec = load(req, res);
     if (!rec) return;
+    const auto interval = int_param(req, "interval_ms", 1000, 200, 10000);
+    if (!interval) {
+      return send_error(res, 400, "invalid_request", "interval_ms is a whole number from 200 to 10000 (default 1000)");
+    }
+    const int interval_ms = *interval;
     if (!api->open_stream(res)) return;  // each stream holds an HTTP worker: a bounded number of them
-    const int interval_ms = int_param(req, "interval_ms", 1000, 200, 10000);
     const std::string id = rec->spec.id;
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");

@@ -31,6 +31,18 @@ std::optional<int> int_param(const httplib::Request& req, const char* name, int 
   return n;
 }
 
+std::optional<PageParams> page_params(const httplib::Request& req, httplib::Response& res, int default_limit,
+                                      int max_limit, int max_offset) {
+  const auto limit = int_param(req, "limit", default_limit, 1, max_limit);
+  const auto offset = int_param(req, "offset", 0, 0, max_offset);
+  if (limit && offset) return PageParams{*offset, *limit};
+  send_error(res, 400, "invalid_request",
+             "limit is a whole number from 1 to " + std::to_string(max_limit) + " (default " +
+                 std::to_string(default_limit) + "), offset one from 0 to " + std::to_string(max_offset) +
+                 " (default 0)");
+  return std::nullopt;
+}
+
 Result<nlohmann::json> case_view_json(DeliveryStore& store, const Principal& who, const std::string& case_number) {
   auto courts = store.courts_of_case(case_number);
   if (!courts.ok()) return courts.error();
@@ -177,14 +189,10 @@ void ApiServer::add_routes() {
   s.Get(R"(/v1/inbox/([A-Za-z0-9._-]+))", [this](const httplib::Request& req, httplib::Response& res) {
     auto who = authenticate(req, res);
     if (!who) return;
-    const auto limit = int_param(req, "limit", 50, 1, 200);
-    const auto offset = int_param(req, "offset", 0, 0, 1'000'000);
-    if (!limit || !offset) {
-      return send_error(res, 400, "invalid_request",
-                        "limit is a whole number from 1 to 200 (default 50), offset one from 0 to 1000000 (default 0)");
-    }
+    const auto p = page_params(req, res, 50, 200, 1'000'000);
+    if (!p) return;
     // A court key sees its court's messages only, paged and counted among themselves.
-    auto page = store_.inbox(req.matches[1], who->admin ? std::string() : who->court_id, *offset, *limit);
+    auto page = store_.inbox(req.matches[1], who->admin ? std::string() : who->court_id, p->offset, p->limit);
     if (!page.ok()) return send_error(res, 503, page.error().code, page.error().message);
     nlohmann::json items = nlohmann::json::array();
     for (auto& m : page->messages) {
@@ -199,7 +207,7 @@ void ApiServer::add_routes() {
                            {"messages", std::move(items)},
                            {"total", page->total},
                            {"unread", page->unread}};
-    if (*offset + *limit < page->total) body["next_offset"] = *offset + *limit;
+    if (p->offset + p->limit < page->total) body["next_offset"] = p->offset + p->limit;
     send_json(res, 200, body);
   });
 

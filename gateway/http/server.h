@@ -42,13 +42,22 @@ void send_error(httplib::Response& res, int status, const std::string& code, con
 // The JSON a clerk sees for one delivery (addresses masked).
 nlohmann::json delivery_view_json(const DeliveryView& v);
 
+// A whole-number query parameter within [lo, hi]; `fallback` when it is absent; nullopt when it is anything else
+// (the route answers 400: every paged route refuses a bad value rather than guess one).
+std::optional<int> int_param(const httplib::Request& req, const char* name, int fallback, int lo, int hi);
+
+// ?offset= (0 to max_offset, default 0) and ?limit= (1 to max_limit, default default_limit) of a paged route. When
+// either is anything else the route's answer is already made: 400 invalid_request naming both ranges.
+struct PageParams {
+  int offset = 0;
+  int limit = 0;
+};
+std::optional<PageParams> page_params(const httplib::Request& req, httplib::Response& res, int default_limit,
+                                      int max_limit, int max_offset);
+
 // The JSON a clerk sees for one case, in the courts `who` may see: {"case_number", "deliveries": [...], "count",
 // "unreachable": [{event_id, recipient_id, name, role, court_id, at}]} (recipients no delivery could be planned
 // for, to be served by other means). Errors: "forbidden" (the case is only another court's), the store's.
-// A whole-number query parameter within [lo, hi]; `fallback` when it is absent; nullopt when it is anything else
-// (the route answers 400).
-std::optional<int> int_param(const httplib::Request& req, const char* name, int fallback, int lo, int hi);
-
 Result<nlohmann::json> case_view_json(DeliveryStore& store, const Principal& who, const std::string& case_number);
 
 class ApiServer {

@@ -524,6 +524,13 @@ TEST_F(BroadcastTest, ImportsReportBadRowsKeepGoodOnesAndEveryCallIsCourtScoped)
   Json p2 = json_of(call("GET", "/v1/groups/g1?offset=1&limit=1"));
   EXPECT_EQ(p2["items"][0]["id"], "A3");
   EXPECT_TRUE(p2["next_offset"].is_null());
+  // A page that cannot be given is refused, not guessed (it was clamped or defaulted before).
+  for (const char* q : {"?limit=0", "?limit=1001", "?limit=5x", "?offset=-1", "?offset=abc", "?offset=99999999999"}) {
+    auto bad = call("GET", std::string("/v1/groups/g1") + q);
+    EXPECT_EQ(bad->status, 400) << q;
+    EXPECT_EQ(json_of(bad)["error"]["code"], "invalid_request") << q;
+  }
+  EXPECT_EQ(call("GET", "/v1/groups/g1?limit=1000")->status, 200);
 
   // PUT with members replaces the membership, all or nothing.
   auto put_bad = call("PUT", "/v1/groups/g1", Json{{"members", {{{"id", "B1"}}}}}.dump());
