@@ -1,10 +1,15 @@
 # Songda container image: multi-stage, debian:bookworm-slim.
 # NOTE: written but not built on the development machines (no Docker engine there).
 #   docker build -t songda .
-#   docker run --rm -e SONGDA_KAFKA_BROKERS=kafka:9092 -e SONGDA_REDIS_URL=redis://redis:6379/0 \
-#              -e SONGDA_PUBLIC_BASE_URL=https://songda.court.example -e SONGDA_ADMIN_TOKEN=... \
-#              -e SONGDA_LINK_SECRET=... (and the other secrets README.md lists) -p 8080:8080 songda
+#   docker run --rm --env-file /etc/songda/songda.env -v /etc/songda/gateway.yaml:/etc/songda/gateway.yaml:ro \
+#              -v /etc/songda/court.key:/run/secrets/songda_evidence_key:ro -p 8080:8080 \
+#              songda run --config /etc/songda/gateway.yaml
+#   (songda.env, mode 0600: SONGDA_KAFKA_BROKERS, SONGDA_REDIS_URL, SONGDA_PUBLIC_BASE_URL, the secrets README.md
+#   lists, SONGDA_EVIDENCE_KEY_FILE=/run/secrets/songda_evidence_key; secrets in an env file, not on the command line)
+# The image runs as uid 10001: the mounted key must be readable by it (songda keygen writes it 0600 for its maker).
 # docs/compose.yaml names every variable and secret file `songda run` needs with the shipped config.
+# The built-in /opt/songda/config/gateway.yaml is the example (placeholder template codes and app ids, an SMTP
+# server on loopback): mount the court's own.
 
 FROM debian:bookworm-slim AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
@@ -31,5 +36,7 @@ USER songda
 WORKDIR /opt/songda
 EXPOSE 8080
 ENV SONGDA_HTTP_LISTEN=0.0.0.0:8080 SONGDA_HOME=/opt/songda
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["/usr/local/bin/songda", "healthcheck"]
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/songda"]
 CMD ["run", "--config", "/opt/songda/config/gateway.yaml"]

@@ -166,6 +166,7 @@ App::App(Config config, AppOptions options) : config_(std::move(config)), option
     return r.ok() && r->str == "PONG";
   };
   probes.kafka = [this] { return producer_->reachable(1000); };
+  probes.stopping = [this] { return stop_.load(); };  // from begin_stop() on; the API answers until the end
   http_ = std::make_unique<ApiServer>(config_.http, *store_, ApiKeys::from_environment(std::getenv), probes,
                                       [this] { return metrics_text(); });
   CallbackSecrets secrets;
@@ -375,7 +376,7 @@ void App::check_receipt_silence(std::int64_t now_ms) {
 void App::stop() {
   if (!started_ || stopped_) return;
   stopped_ = true;
-  stop_.store(true);
+  begin_stop();
   for (auto& t : threads_) {
     if (t.joinable()) t.join();
   }

@@ -68,6 +68,9 @@ class App {
   void start();
   // Opens the circuit of SMS providers whose receipts stopped arriving (called by a background loop).
   void check_receipt_silence(std::int64_t now_ms);
+  // Begins the drain: the loops finish what they hold and end, /readyz answers 503 "stopping"; the HTTP API keeps
+  // answering. stop() begins it too, then waits for the loops and closes everything.
+  void begin_stop() { stop_.store(true); }
   void stop();
 
   [[nodiscard]] const Config& config() const { return config_; }

@@ -1,4 +1,5 @@
 // songda: one binary, subcommands. Thin: parses arguments and calls the modules.
+#include <httplib.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
@@ -7,6 +8,7 @@
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gateway/app/app.h"
@@ -36,6 +38,8 @@ usage:
                                       from its stored records and compare hashes, tree levels and checkpoints
                                       (their signatures too with --pubkey); --repair-levels rewrites the tree
                                       levels sd:ev:lvl:* from the leaf hashes; exit 0 OK, 1 mismatch, 2 error
+  songda healthcheck [--url URL]      GET URL/healthz (default http://127.0.0.1:<port of SONGDA_HTTP_LISTEN>):
+                                      exit 0 on 200, 1 otherwise (the container's HEALTHCHECK)
   songda version
 
 environment (README.md, "Environment"):
@@ -61,6 +65,14 @@ std::string option(std::vector<std::string>& args, const std::string& name, cons
   return fallback;
 }
 
+// What is left of a subcommand's arguments after its options were taken: nothing, or the command ends with 2.
+// (`--config=FILE` or a misspelt option would otherwise leave the default config in use without a word.)
+bool no_leftovers(const std::string& cmd, const std::vector<std::string>& args) {
+  if (args.empty()) return true;
+  std::cerr << "songda " << cmd << ": unexpected argument '" << args.front() << "'\n" << kUsage;
+  return false;
+}
+
 bool flag(std::vector<std::string>& args, const std::string& name) {
   for (std::size_t i = 0; i < args.size(); ++i) {
     if (args[i] == name) {
@@ -69,6 +81,33 @@ bool flag(std::vector<std::string>& args, const std::string& name) {
     }
   }
   return false;
+}
+
+// GET <url>/healthz (default: loopback on the port of SONGDA_HTTP_LISTEN, else 8080): 0 on 200, 1 otherwise, 2 on
+// wrong arguments. For the container's HEALTHCHECK, which has no curl.
+int healthcheck(std::vector<std::string>& args) {
+  std::string url = option(args, "--url", "");
+  if (!no_leftovers("healthcheck", args)) return 2;
+  if (url.empty()) {
+    const char* listen = std::getenv("SONGDA_HTTP_LISTEN");
+    const auto hp = songda::parse_host_port(listen != nullptr && *listen != '\0' ? listen : "127.0.0.1:8080");
+    if (!hp) {
+      std::cerr << "songda healthcheck: SONGDA_HTTP_LISTEN is not host:port; give --url http://HOST:PORT\n";
+      return 2;
+    }
+    std::string host = hp->host;
+    if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";  // listening on every address: ask loopback
+    if (host == "::") host = "::1";
+    url = "http://" + songda::HostPort{host, hp->port}.authority();
+  }
+  httplib::Client cli(url);
+  cli.set_connection_timeout(2);
+  cli.set_read_timeout(2);
+  const auto r = cli.Get("/healthz");
+  if (r && r->status == 200) return 0;
+  std::cerr << "songda healthcheck: " << url << "/healthz "
+            << (r ? "answered " + std::to_string(r->status) : std::string("did not answer")) << "\n";
+  return 1;
 }
 
 std::string log_level() {
@@ -85,6 +124,12 @@ int config_check(const std::string& path) {
   }
   std::cout << path << ": OK (" << loaded.config->routes.size() << " routes, " << loaded.config->templates.size()
             << " templates)\n";
+  const auto placeholders = songda::example_placeholders(*loaded.config);
+  for (const auto& p : placeholders) std::cerr << "warning: " << p << ": the example's placeholder\n";
+  if (!placeholders.empty()) {
+    std::cerr << "warning: songda run refuses to start with these placeholders on a real provider's endpoint; put "
+                 "in the court's own template codes and ids\n";
+  }
   return 0;
 }
 
@@ -96,6 +141,14 @@ int run(const std::string& path) {
   }
   songda::Config config = *loaded.config;
   songda::apply_env_overrides(config, std::getenv);
+  if (const auto placeholders = songda::example_placeholders(config); !placeholders.empty()) {
+    for (const auto& p : placeholders) spdlog::error("{}: {}", path, p);
+    spdlog::error(
+        "{}: the example's placeholders are set for a real provider (every send would be refused); put in "
+        "the court's own template codes and ids, as the provider's console shows them",
+        path);
+    return 2;
+  }
 
   // Signals go to one waiting thread, never to worker threads.
   sigset_t set;
@@ -108,7 +161,16 @@ int run(const std::string& path) {
   app.start();
   int sig = 0;
   sigwait(&set, &sig);
-  spdlog::info("songda: {} received; finishing in-flight work", strsignal(sig));
+  spdlog::info("songda: {} received; finishing in-flight work (a second one ends the process at once)", strsignal(sig));
+  // A second signal does not wait for the drain: nothing is lost (Kafka offsets are stored only after their events
+  // are recorded, deliveries are leased), it is only taken up again by the next start.
+  std::thread([set] {
+    int again = 0;
+    sigwait(&set, &again);
+    spdlog::warn("songda: {} received again; exiting without finishing in-flight work", strsignal(again));
+    spdlog::shutdown();
+    std::_Exit(130);
+  }).detach();
   app.stop();
   return 0;
 }
@@ -135,6 +197,7 @@ int main(int argc, char** argv) {
       }
       return config_check(args[1]);
     }
+    if (cmd == "healthcheck") return healthcheck(args);
     if (cmd == "verify") return songda::ledger::run_verify(args, std::cout);
     if (cmd == "keygen") return songda::ledger::run_keygen(args, std::cout);
     if (cmd == "ledger") {
@@ -147,13 +210,16 @@ int main(int argc, char** argv) {
     }
     if (cmd == "run") {
       songda::setup_logging(log_level(), true);
-      return run(option(args, "--config", songda::resource_path("config/gateway.yaml")));
+      const std::string path = option(args, "--config", songda::resource_path("config/gateway.yaml"));
+      if (!no_leftovers(cmd, args)) return 2;
+      return run(path);
     }
     if (cmd == "demo") {
       songda::setup_logging(std::getenv("SONGDA_LOG_LEVEL") != nullptr ? log_level() : "warn", false);
       songda::DemoOptions o;
       o.serve = flag(args, "--serve");
       o.config_path = option(args, "--config", "");
+      if (!no_leftovers(cmd, args)) return 2;
       return songda::run_demo(o);
     }
   } catch (const songda::StartupError& e) {

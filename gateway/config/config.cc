@@ -2463,4 +2463,41 @@ bool is_kafka_secret(std::string_view property) {
          kKafkaSecretProperties.end();
 }
 
+namespace {
+
+// The example config's placeholders (config/gateway.yaml): REPLACE-ME template ids, SMS_ codes of zeros and a
+// number, the Tencent SmsSdkAppId 1400000000, the AppID wx0123456789abcdef.
+bool is_example_placeholder(std::string_view v) {
+  if (starts_with(v, "REPLACE-ME")) return true;
+  if (v == "1400000000" || v == "wx0123456789abcdef") return true;
+  return starts_with(v, "SMS_00000000") && v.size() <= 13;
+}
+
+// A channel that would reach a real provider: its endpoint is not on loopback (where the simulator runs).
+bool reaches_a_provider(const std::string& endpoint) {
+  const auto url = parse_url(endpoint);
+  return url && !is_loopback_host(url->host);
+}
+
+}  // namespace
+
+std::vector<std::string> example_placeholders(const Config& c) {
+  std::vector<std::string> out;
+  const auto note = [&out](const std::string& path, const std::string& value) {
+    if (is_example_placeholder(value)) out.push_back(path + ": " + value);
+  };
+  for (const auto& p : c.channels.sms.providers) {
+    if (!reaches_a_provider(p.endpoint)) continue;
+    const std::string path = "channels.sms.providers[" + p.name + "]";
+    note(path + ".sdk_app_id", p.sdk_app_id);
+    for (const auto& [name, code] : p.templates) note(path + ".templates." += name, code);
+  }
+  const auto& w = c.channels.wechat;
+  if (w.enabled && reaches_a_provider(w.endpoint)) {
+    note("channels.wechat.app_id", w.app_id);
+    for (const auto& [name, t] : w.templates) note("channels.wechat.templates." + name + ".template_id", t.template_id);
+  }
+  return out;
+}
+
 }  // namespace songda

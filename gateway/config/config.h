@@ -205,6 +205,12 @@ inline constexpr std::array<std::string_view, 6> kKafkaSecretProperties = {
 std::string kafka_secret_env(std::string_view property);
 bool is_kafka_secret(std::string_view property);  // one of kKafkaSecretProperties
 
+// The example config's placeholder values (REPLACE-ME template ids, SMS_000000001…, SmsSdkAppId 1400000000, AppID
+// wx0123456789abcdef) left in a channel whose endpoint is a real provider's (not loopback), each as "path: value".
+// `songda run` refuses to start with any (every send would fail at the provider); `config check` lists them as
+// warnings, since the shipped file is the example.
+std::vector<std::string> example_placeholders(const Config& config);
+
 // Applies SONGDA_KAFKA_BROKERS, SONGDA_REDIS_URL, SONGDA_HTTP_LISTEN, SONGDA_PUBLIC_BASE_URL, and the Kafka secrets
 // (kKafkaSecretProperties) into kafka.properties. `getenv` is injected for tests.
 void apply_env_overrides(Config& config, const std::function<const char*(const char*)>& getenv);

@@ -24,7 +24,11 @@ void ApiKeys::add_key(const std::string& court_id, const std::string& key) {
   }
 }
 
-void ApiKeys::set_admin_token(const std::string& token) { admin_digest_ = token.empty() ? "" : sha256_hex(token); }
+void ApiKeys::set_admin_token(const std::string& token) {
+  // The operator token sees every court: at least as long as a court's key.
+  if (!token.empty() && token.size() < 16) throw StartupError("SONGDA_ADMIN_TOKEN is shorter than 16 characters");
+  admin_digest_ = token.empty() ? "" : sha256_hex(token);
+}
 
 ApiKeys ApiKeys::from_environment(const std::function<const char*(const char*)>& getenv) {
   ApiKeys keys;

@@ -28,7 +28,7 @@ class ApiKeys {
  public:
   ApiKeys() = default;
   // Reads SONGDA_API_KEYS_FILE, SONGDA_API_KEYS and SONGDA_ADMIN_TOKEN. Throws StartupError on an unreadable file
-  // or a malformed line (naming file and line).
+  // or a malformed line (naming file and line), a key or an operator token shorter than 16 characters.
   static ApiKeys from_environment(const std::function<const char*(const char*)>& getenv);
 
   void add_key(const std::string& court_id, const std::string& key);

@@ -153,6 +153,7 @@ void ApiServer::add_routes() {
   s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); });
 
   s.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    if (probes_.stopping && probes_.stopping()) return send_json(res, 503, {{"status", "stopping"}});
     const bool redis = probes_.redis ? probes_.redis() : false;
     const bool kafka = probes_.kafka ? probes_.kafka() : false;
     send_json(res, redis && kafka ? 200 : 503,

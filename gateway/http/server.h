@@ -31,8 +31,9 @@ struct Response;
 namespace songda {
 
 struct HealthProbes {
-  std::function<bool()> kafka;  // broker metadata answers
-  std::function<bool()> redis;  // PING answers
+  std::function<bool()> kafka;     // broker metadata answers
+  std::function<bool()> redis;     // PING answers
+  std::function<bool()> stopping;  // the process is draining after a signal: take it out of the load balancer
 };
 
 // Helpers shared by every module that adds routes.

@@ -97,7 +97,11 @@ struct EventValidator::Impl {
 EventValidator::EventValidator(const std::string& schema_path, std::size_t max_bytes)
     : impl_(std::make_unique<Impl>()), max_bytes_(max_bytes) {
   std::ifstream in(schema_path);
-  if (!in) throw StartupError("cannot read event schema " + schema_path + "; run from the source tree or set --schema");
+  if (!in)
+    throw StartupError(
+        "cannot read event schema " + schema_path +
+        "; set SONGDA_HOME to the directory that holds schemas/ (the image sets /opt/songda), or run from the "
+        "source tree");
   std::stringstream ss;
   ss << in.rdbuf();
   const auto doc = nlohmann::json::parse(ss.str(), nullptr, false);

@@ -4,6 +4,8 @@
 
 #include <charconv>
 #include <cstdlib>
+#include <iterator>
+#include <string_view>
 
 #include "gateway/core/crypto.h"
 
@@ -52,16 +54,36 @@ RedisReply convert(const redisReply* r) {
   return out;
 }
 
-void append_argv(redisContext* c, const std::vector<std::string>& args) {
+// Appends one command to the context's output buffer (hiredis formats it there; nothing is copied before that).
+// `args` is any range of strings or string views.
+template <class Args>
+void append_argv(redisContext* c, const Args& args) {
   std::vector<const char*> argv;
   std::vector<std::size_t> lens;
-  argv.reserve(args.size());
-  lens.reserve(args.size());
+  argv.reserve(std::size(args));
+  lens.reserve(std::size(args));
   for (const auto& a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
+    argv.push_back(std::data(a));
+    lens.push_back(std::size(a));
   }
-  redisAppendCommandArgv(c, static_cast<int>(args.size()), argv.data(), lens.data());
+  redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data());
+}
+
+// Reads the replies to the `n` commands appended before: one round trip. A failure marks the connection broken.
+Result<std::vector<RedisReply>> read_replies(redisContext* c, std::size_t n, bool& broken) {
+  g_round_trips.fetch_add(1, std::memory_order_relaxed);
+  std::vector<RedisReply> out;
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) {
+      broken = true;
+      return Error::transient("redis_unavailable", std::string("Redis I/O error: ") + c->errstr);
+    }
+    ReplyPtr reply(static_cast<redisReply*>(raw));
+    out.push_back(convert(reply.get()));
+  }
+  return out;
 }
 
 }  // namespace
@@ -85,7 +107,10 @@ Result<RedisEndpoint> parse_redis_url(const std::string& url) {
   if (const auto at = rest.rfind('@'); at != std::string::npos) {
     std::string auth = rest.substr(0, at);
     rest = rest.substr(at + 1);
-    if (const auto colon = auth.find(':'); colon != std::string::npos) auth = auth.substr(colon + 1);
+    if (const auto colon = auth.find(':'); colon != std::string::npos) {
+      ep.username = auth.substr(0, colon);
+      auth = auth.substr(colon + 1);
+    }
     ep.password = auth;
   }
   if (const auto slash = rest.find('/'); slash != std::string::npos) {
@@ -132,7 +157,9 @@ Result<std::unique_ptr<RedisConnection>> RedisConnection::connect(const RedisEnd
   impl->ctx = std::move(ctx);
   std::unique_ptr<RedisConnection> conn(new RedisConnection(std::move(impl)));
   if (!ep.password.empty()) {
-    auto r = conn->command({"AUTH", ep.password});
+    // AUTH user password for an ACL user (Redis 6+), AUTH password for the default user.
+    auto r =
+        ep.username.empty() ? conn->command({"AUTH", ep.password}) : conn->command({"AUTH", ep.username, ep.password});
     if (!r.ok()) return r.error();
     if (r->type == RedisReply::Type::kError) return Error::permanent("redis_auth", "Redis AUTH failed: " + r->str);
   }
@@ -143,8 +170,14 @@ Result<std::unique_ptr<RedisConnection>> RedisConnection::connect(const RedisEnd
   return conn;
 }
 
-Result<RedisReply> RedisConnection::command(const std::vector<std::string>& args) {
-  auto replies = pipeline({args});
+Result<RedisReply> RedisConnection::command(const std::vector<std::string>& args) { return command_of(args); }
+
+template <class Args>
+Result<RedisReply> RedisConnection::command_of(const Args& args) {
+  if (broken_) return Error::transient("redis_unavailable", "Redis connection is broken");
+  redisContext* c = impl_->ctx.get();
+  append_argv(c, args);
+  auto replies = read_replies(c, 1, broken_);
   if (!replies.ok()) return replies.error();
   return std::move(replies.value().front());
 }
@@ -153,32 +186,24 @@ Result<std::vector<RedisReply>> RedisConnection::pipeline(const std::vector<std:
   if (broken_) return Error::transient("redis_unavailable", "Redis connection is broken");
   redisContext* c = impl_->ctx.get();
   for (const auto& cmd : commands) append_argv(c, cmd);
-  g_round_trips.fetch_add(1, std::memory_order_relaxed);
-  std::vector<RedisReply> out;
-  out.reserve(commands.size());
-  for (std::size_t i = 0; i < commands.size(); ++i) {
-    void* raw = nullptr;
-    if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) {
-      broken_ = true;
-      return Error::transient("redis_unavailable", std::string("Redis I/O error: ") + c->errstr);
-    }
-    ReplyPtr reply(static_cast<redisReply*>(raw));
-    out.push_back(convert(reply.get()));
-  }
-  return out;
+  return read_replies(c, commands.size(), broken_);
 }
 
 Result<RedisReply> RedisConnection::eval(const LuaScript& script, const std::vector<std::string>& keys,
                                          const std::vector<std::string>& args) {
-  std::vector<std::string> cmd{"EVALSHA", script.sha(), std::to_string(keys.size())};
+  // Views of the caller's strings: a script's arguments (evidence records, delivery records) are its largest
+  // payloads, and are not copied on their way to hiredis.
+  const std::string nkeys = std::to_string(keys.size());
+  std::vector<std::string_view> cmd{"EVALSHA", script.sha(), nkeys};
+  cmd.reserve(3 + keys.size() + args.size());
   cmd.insert(cmd.end(), keys.begin(), keys.end());
   cmd.insert(cmd.end(), args.begin(), args.end());
-  auto r = command(cmd);
+  auto r = command_of(cmd);
   if (!r.ok()) return r;
   if (r->type == RedisReply::Type::kError && r->str.rfind("NOSCRIPT", 0) == 0) {
     cmd[0] = "EVAL";
     cmd[1] = script.source();
-    r = command(cmd);
+    r = command_of(cmd);
     if (!r.ok()) return r;
   }
   if (r->type == RedisReply::Type::kError) return Error::permanent("redis_error", "Redis script error: " + r->str);

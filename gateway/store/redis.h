@@ -36,10 +36,11 @@ struct RedisEndpoint {
   std::string host = "127.0.0.1";
   int port = 6379;
   int db = 0;
+  std::string username;  // a Redis 6 ACL user, from the URL (redis://user:password@…); empty: the default user
   std::string password;  // from the URL or SONGDA_REDIS_PASSWORD
 };
 
-// Parses redis://[:password@]host[:port][/db]. Error code "config".
+// Parses redis://[[user]:password@]host[:port][/db]. Error code "config".
 Result<RedisEndpoint> parse_redis_url(const std::string& url);
 
 class LuaScript {
@@ -70,6 +71,9 @@ class RedisConnection {
  private:
   struct Impl;
   explicit RedisConnection(std::unique_ptr<Impl> impl);
+  // One command from any range of strings or string views, without copying them.
+  template <class Args>
+  Result<RedisReply> command_of(const Args& args);
   std::unique_ptr<Impl> impl_;
   bool broken_ = false;
 };

@@ -884,6 +884,16 @@ TEST_F(BinaryE2eTest, EndToEndOverHttp) {
       },
       10s))
       << "/readyz did not answer 200";
+  // `songda healthcheck`, as the image's HEALTHCHECK runs it: 0 against this process, 1 where nothing listens.
+  for (const auto& [port, want] : {std::pair{in.port, 0}, std::pair{1, 1}}) {
+    ChildProcess& hc = spawn({SONGDA_BINARY, "healthcheck", "--url", "http://127.0.0.1:" + std::to_string(port)}, {},
+                             "healthcheck", true);
+    const auto hst = hc.wait_exit(15s);
+    ASSERT_TRUE(hst.has_value()) << "songda healthcheck did not end";
+    EXPECT_TRUE(WIFEXITED(*hst) && WEXITSTATUS(*hst) == want)
+        << "port " << port << ": " << e2e::describe_wait_status(*hst) << "\n"
+        << e2e::read_file(hc.err_path());
+  }
   const std::string m = metrics(in.port);
   EXPECT_EQ(e2e::metric_value(m, "songda_ingest_events_accepted_total"), static_cast<double>(files.size())) << m;
   EXPECT_EQ(e2e::metric_value(m, "songda_ingest_events_rejected_total"), 0.0) << m;
@@ -938,6 +948,25 @@ TEST_F(BinaryE2eTest, BadConfigFailsFastWithPosition) {
   EXPECT_NE(run_err.find(unknown_pos), std::string::npos) << "stderr does not name " << unknown_pos << ":\n" << run_err;
   EXPECT_NE(run_err.find("listen_backlog"), std::string::npos) << run_err;
 
+  // An argument `run` does not know (here `--config=FILE`) is refused, not ignored for the default config.
+  ChildProcess& misspelt = spawn({SONGDA_BINARY, "run", "--config=" + bad}, {}, "run-misspelt", true);
+  const auto unknown_st = misspelt.wait_exit(15s);
+  ASSERT_TRUE(unknown_st.has_value()) << "songda run with an unknown argument kept running";
+  EXPECT_TRUE(WIFEXITED(*unknown_st) && WEXITSTATUS(*unknown_st) == 2) << e2e::describe_wait_status(*unknown_st);
+  EXPECT_NE(e2e::read_file(misspelt.err_path()).find("unexpected argument '--config="), std::string::npos)
+      << e2e::read_file(misspelt.err_path());
+
+  // The shipped file as it is names the real providers with the example's placeholders: `run` refuses it and says
+  // which (before it needs any secret).
+  ChildProcess& example =
+      spawn({SONGDA_BINARY, "run", "--config", std::string(SONGDA_SOURCE_DIR) + "/config/gateway.yaml"}, {},
+            "run-example", true);
+  const auto est = example.wait_exit(15s);
+  ASSERT_TRUE(est.has_value()) << "songda run with the example's placeholders kept running";
+  EXPECT_TRUE(WIFEXITED(*est) && WEXITSTATUS(*est) == 2) << e2e::describe_wait_status(*est);
+  EXPECT_NE(e2e::read_file(example.err_path()).find("channels.wechat.app_id: wx0123456789abcdef"), std::string::npos)
+      << e2e::read_file(example.err_path());
+
   // `config check` on the shipped file: exit 0.
   ChildProcess& good =
       spawn({SONGDA_BINARY, "config", "check", std::string(SONGDA_SOURCE_DIR) + "/config/gateway.yaml"}, {},
@@ -964,11 +993,20 @@ TEST_F(BinaryE2eTest, BadConfigFailsFastWithPosition) {
   EXPECT_TRUE(WIFEXITED(*mst) && WEXITSTATUS(*mst) != 0) << e2e::describe_wait_status(*mst);
   EXPECT_NE(e2e::read_file(gone.err_path()).find(missing), std::string::npos) << e2e::read_file(gone.err_path());
 
-  // `songda run` with the shipped file and this environment stops at once, naming what is wrong.
+  // `songda run` with the shipped file (its providers on loopback, where a simulator would be: the placeholders are
+  // refused otherwise, above) and this environment stops at once, naming what is wrong.
+  std::string on_loopback = e2e::read_file(std::string(SONGDA_SOURCE_DIR) + "/config/gateway.yaml");
+  for (const std::string real :
+       {"https://dysmsapi.aliyuncs.com", "https://sms.tencentcloudapi.com", "https://api.weixin.qq.com"}) {
+    const auto at = on_loopback.find('"' + real + '"');
+    ASSERT_NE(at, std::string::npos) << real;
+    on_loopback.replace(at + 1, real.size(), "http://127.0.0.1:9");
+  }
+  const std::string shipped_on_loopback = dir_.file("shipped-on-loopback.yaml");
+  e2e::write_file(shipped_on_loopback, on_loopback);
   const auto refused = [&](const std::map<std::string, std::string>& env, const std::string& name,
                            const std::string& says) {
-    ChildProcess& p = spawn({SONGDA_BINARY, "run", "--config", std::string(SONGDA_SOURCE_DIR) + "/config/gateway.yaml"},
-                            env, name, true);
+    ChildProcess& p = spawn({SONGDA_BINARY, "run", "--config", shipped_on_loopback}, env, name, true);
     const auto exit = p.wait_exit(15s);
     ASSERT_TRUE(exit.has_value()) << name << ": songda run kept running";
     EXPECT_TRUE(WIFEXITED(*exit) && WEXITSTATUS(*exit) != 0) << name << ": " << e2e::describe_wait_status(*exit);

@@ -399,6 +399,15 @@ TEST_F(PipelineTest, InboxReadApiAndCourtScopedAuthorization) {
   EXPECT_EQ(u["court_id"], "HN-SQ-ZY");
   EXPECT_TRUE(u["at"].is_string());
   EXPECT_EQ(cli.Get(case_path, other)->status, 403);
+
+  // From the first signal on, /readyz takes the instance out of the load balancer while it drains; the API still
+  // answers until the end.
+  app.begin_stop();
+  auto draining = cli.Get("/readyz");
+  ASSERT_TRUE(draining);
+  EXPECT_EQ(draining->status, 503);
+  EXPECT_EQ(nlohmann::json::parse(draining->body)["status"], "stopping");
+  EXPECT_EQ(cli.Get("/v1/deliveries/" + id, mine)->status, 200);
   app.stop();
   unsetenv("SONGDA_API_KEYS");
   unsetenv("SONGDA_ADMIN_TOKEN");

@@ -219,5 +219,32 @@ TEST(ShippedConfig, QuietHoursAndSummonsFallback) {
   EXPECT_EQ(summons->fallback[1].after_s, 24 * 3600);
 }
 
+// The shipped file is the example: its placeholders point at the real providers, so `songda run` refuses it as it is
+// (every send would be refused at the provider), and accepts it once the court's own values are in, or when the
+// endpoints are a simulator on loopback (the demo, the tests).
+TEST(ShippedConfig, ItsPlaceholdersAreRefusedForARealProviderOnly) {
+  Config c = shipped();
+  const auto found = example_placeholders(c);
+  EXPECT_THAT(found, ::testing::Contains("channels.wechat.app_id: wx0123456789abcdef"));
+  EXPECT_THAT(found, ::testing::Contains("channels.sms.providers[tencent-backup].sdk_app_id: 1400000000"));
+  EXPECT_THAT(found, ::testing::Contains("channels.sms.providers[aliyun-main].templates.summons: SMS_000000002"));
+  EXPECT_THAT(found, ::testing::Contains("channels.wechat.templates.summons.template_id: REPLACE-ME-SUMMONS"));
+
+  Config simulated = c;
+  for (auto& p : simulated.channels.sms.providers) p.endpoint = "http://127.0.0.1:18080";
+  simulated.channels.wechat.endpoint = "http://127.0.0.1:18080";
+  EXPECT_THAT(example_placeholders(simulated), IsEmpty());
+
+  Config own = c;
+  int n = 0;
+  for (auto& p : own.channels.sms.providers) {
+    p.sdk_app_id = "1400123456";
+    for (auto& [name, code] : p.templates) code = "SMS_4815" + std::to_string(++n);
+  }
+  own.channels.wechat.app_id = "wx5f2c0a9b8d7e6f10";
+  for (auto& [name, t] : own.channels.wechat.templates) t.template_id = "tpl-" + name;
+  EXPECT_THAT(example_placeholders(own), IsEmpty());
+}
+
 }  // namespace
 }  // namespace songda

@@ -118,6 +118,14 @@ TEST(ApiKeys, NoAdminTokenMeansNoAdmin) {
   EXPECT_TRUE(keys.authenticate(std::string("Bearer ") + kZyKey).has_value());
 }
 
+// The operator token sees every court: a short one is refused at start-up, as a court's short key is.
+TEST(ApiKeys, AShortAdminTokenIsRefused) {
+  const FakeEnv env(Env{{"SONGDA_ADMIN_TOKEN", "admin"}});
+  EXPECT_THROW(ApiKeys::from_environment(env.fn()), StartupError);
+  const FakeEnv ok(Env{{"SONGDA_ADMIN_TOKEN", "0123456789abcdef"}});
+  EXPECT_TRUE(ApiKeys::from_environment(ok.fn()).authenticate("Bearer 0123456789abcdef").has_value());
+}
+
 TEST(ApiKeys, EmptyEnvironmentHasNoKeys) {
   const FakeEnv env(Env{});
   const ApiKeys keys = ApiKeys::from_environment(env.fn());
