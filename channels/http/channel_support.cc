@@ -33,12 +33,13 @@ namespace {
 bool url_ends_at(std::string_view text, std::size_t i, std::size_t* skip) {
   static constexpr std::string_view kAsciiStops = " \t\r\n\"'<>()[]{}";
   if (kAsciiStops.find(text[i]) != std::string_view::npos) return true;
+  *skip = 1;
+  if (static_cast<unsigned char>(text[i]) < 0x80) return false;  // every stop below starts with a byte past ASCII
   static constexpr std::string_view kCjkStops[] = {"，", "。", "；", "：", "！", "？", "、", "）", "（",
                                                    "】", "【", "“",  "”",  "‘",  "’",  "《", "》", "　"};
   for (const auto stop : kCjkStops) {
     if (text.substr(i, stop.size()) == stop) return true;
   }
-  *skip = 1;
   return false;
 }
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
+#include <cstring>
 #include <ctime>
 
 namespace songda {
@@ -10,6 +12,14 @@ bool is_valid_utf8(std::string_view s) {
   std::size_t i = 0;
   const std::size_t n = s.size();
   while (i < n) {
+    // ASCII eight bytes at a time: most of what is checked (ids, keys, URLs, hex) is ASCII.
+    std::uint64_t word = 0;
+    while (i + sizeof word <= n) {
+      std::memcpy(&word, s.data() + i, sizeof word);
+      if ((word & 0x8080808080808080ULL) != 0) break;
+      i += sizeof word;
+    }
+    if (i >= n) break;
     const auto c = static_cast<unsigned char>(s[i]);
     std::size_t len = 0;
     std::uint32_t cp = 0;

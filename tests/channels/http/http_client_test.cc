@@ -164,6 +164,8 @@ TEST(ChannelSupport, LastHttpUrlFindsTheLinkInChineseText) {
   EXPECT_EQ(last_http_url("see http://a.example/1 and https://b.example/2."), "https://b.example/2");
   EXPECT_EQ(last_http_url("no link here"), "");
   EXPECT_EQ(last_http_url("dangling https://"), "");
+  EXPECT_EQ(last_http_url("《https://a.example/x》"), "https://a.example/x");
+  EXPECT_EQ(last_http_url("https://a.example/证据　下一句"), "https://a.example/证据");  // ideographic space
 }
 
 TEST(ChannelSupport, TemplateVarsAddBuiltIns) {

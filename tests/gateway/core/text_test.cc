@@ -21,6 +21,20 @@ TEST(Utf8, AcceptsAsciiCjkAndEmoji) {
   EXPECT_TRUE(is_valid_utf8(std::string("a\0b", 3)));      // NUL is a valid code point
 }
 
+// ASCII is checked eight bytes at a time: a bad byte anywhere after, between or inside such runs is still found.
+TEST(Utf8, FindsABadByteAfterLongAsciiRuns) {
+  const std::string ascii16 = "abcdefghijklmnop";
+  EXPECT_TRUE(is_valid_utf8(ascii16 + "商" + ascii16 + "x"));
+  EXPECT_FALSE(is_valid_utf8(ascii16 + "\xFF"));
+  EXPECT_FALSE(is_valid_utf8(ascii16 + "\xE5\x95"));  // truncated at the end
+  EXPECT_FALSE(is_valid_utf8(ascii16 + "商" + ascii16 + "\xC0\xAF" + ascii16));
+  for (std::size_t at = 0; at < 20; ++at) {  // every offset against the eight-byte stride
+    std::string s(20, 'a');
+    s[at] = '\x80';
+    EXPECT_FALSE(is_valid_utf8(s)) << at;
+  }
+}
+
 TEST(Utf8, AcceptsBoundaryCodePoints) {
   EXPECT_TRUE(is_valid_utf8("\x7F"));              // U+007F
   EXPECT_TRUE(is_valid_utf8("\xC2\x80"));          // U+0080, smallest 2-byte
